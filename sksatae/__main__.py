@@ -1,0 +1,55 @@
+"""Command line: ``python -m sksatae demo``."""
+
+import argparse
+import sys
+
+
+def demo(args):
+    """Fit a SATAE on scikit-learn's bundled digits and print what it learned."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from sksatae import SaturatingAutoEncoder
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.25, random_state=0)
+    print(f"digits: {X_train.shape[0]} training and {X_test.shape[0]} test images of 8x8 pixels")
+    for activation in ("shrink", "relu", "satlinear"):
+        model = make_pipeline(
+            StandardScaler(),
+            SaturatingAutoEncoder(n_components=args.n_components, activation=activation,
+                                  alpha=args.alpha, max_iter=args.max_iter, random_state=0),
+            LogisticRegression(max_iter=2000),
+        )
+        model.fit(X_train, y_train)
+        satae = model[1]
+        codes = satae.transform(model[0].transform(X_test))
+        energy = satae.energy(model[0].transform(X_test))
+        print(
+            f"{activation:>9}: alpha path {np.round(satae.alpha_path_, 3).tolist()}, "
+            f"final loss {satae.loss_curve_[-1]:.3f}, "
+            f"saturated codes {np.mean((codes <= 0) | (codes >= 1) if activation == 'satlinear' else codes == 0):.0%}, "
+            f"mean test energy {energy.mean():.3f}, "
+            f"test accuracy of the codes + logistic regression {model.score(X_test, y_test):.3f}"
+        )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m sksatae", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_parser = commands.add_parser("demo", help=demo.__doc__)
+    demo_parser.add_argument("--n-components", type=int, default=64)
+    demo_parser.add_argument("--alpha", type=float, default=0.1)
+    demo_parser.add_argument("--max-iter", type=int, default=30)
+    demo_parser.set_defaults(run=demo)
+    args = parser.parse_args(argv)
+    args.run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

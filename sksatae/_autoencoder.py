@@ -1,0 +1,638 @@
+"""The SaturatingAutoEncoder estimator: parameters, validation, the alpha
+schedule and the epoch loop. The numerical work is in ``_kernels``."""
+
+import math
+import sys
+import time
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _kernels
+from ._blas import gemm_address
+from ._threads import blas_thread_limit
+from .activations import ACTIVATION_CODES, ACTIVATIONS
+
+PAPER_LEARNING_RATE = 0.05
+"""The paper's constant SGD step, for a loss averaged over input dimensions."""
+
+_LINEAR_SCALING_CAP = 10
+"""Batch size beyond which the "auto" step stops growing (see ``learning_rate``)."""
+
+_MAX_SAMPLE_STEP = 0.5
+"""Bound on ``step * ||x - mean||^2`` for any one sample's share of an "auto" step."""
+
+
+class DivergenceError(FloatingPointError):
+    """Raised when SGD diverges: the loss or the weights stopped being finite."""
+
+
+class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Saturating Auto-Encoder (SATAE).
+
+    A one-hidden-layer auto-encoder ``G(x) = W^d F(W^e x + b^e) + b^d`` whose
+    activation ``f`` has flat (zero-gradient) regions, trained to minimise,
+    summed over samples (Eq. 2 of Goroshin & LeCun, 2013)::
+
+        1/2 ||x - G(x)||^2 + alpha * sum_i f_c(W^e_i x + b^e_i)
+
+    where the complementary function ``f_c`` is the distance of a unit's
+    pre-activation to the flat set of ``f``. The penalty pushes units into
+    saturation, which raises the reconstruction energy away from the data.
+    Training is plain minibatch SGD in compiled kernels, with ``alpha`` raised
+    progressively from 0 and every stage warm-started from the previous one.
+
+    The model works best on standardised data (zero mean, unit variance per
+    feature), as in the paper; see :class:`~sklearn.preprocessing.StandardScaler`.
+
+    Parameters
+    ----------
+    n_components : int, default=100
+        Number of hidden units (basis elements).
+
+    activation : {"shrink", "relu", "satlinear"}, default="shrink"
+        The saturating nonlinearity ``f``:
+
+        - ``"shrink"``: ``sign(z) max(|z| - shrink_width, 0)``; ``f_c`` is
+          ``|shrink(z)|``, an L1 penalty on the codes.
+        - ``"relu"``: ``max(z, 0)``; ``f_c(z) = max(z, 0)``.
+        - ``"satlinear"``: ``min(max(z, 0), 1)``; ``f_c`` is the tent
+          ``min(z, 1 - z)`` on ``(0, 1)`` and 0 elsewhere.
+
+        At kinks the subgradient is 0: on the closed flat set, and at the
+        tent's peak ``z = 1/2``.
+
+    shrink_width : float, default=0.1
+        The half-width lambda of the shrink's flat region ``[-lambda, lambda]``.
+        Ignored by the other activations.
+
+    alpha : float, default=0.1
+        The final saturation strength of Eq. 2 (``>= 0``).
+
+    alpha_step : float or None, default=0.1
+        Progressive schedule (Section 4): stages use
+        ``alpha = 0, alpha_step, 2 * alpha_step, ...`` and end exactly at
+        ``alpha``, each warm-started from the previous one. None trains at
+        ``alpha`` directly.
+
+    max_iter : int, default=30
+        Epochs (passes over the data) at each alpha stage (the paper's 30).
+
+    batch_size : int, default=10
+        Minibatch size. Each step follows the gradient of the minibatch mean
+        of the per-sample loss. Capped at the number of samples.
+
+    learning_rate : "auto" or float, default="auto"
+        Constant SGD step. ``"auto"`` is ``b * min(0.05 / mean_i ||x_i - m||^2,
+        0.5 / max_i ||x_i - m||^2, 0.05 / max(1, n_components / n_features))``
+        with ``m`` the mean sample and ``b = min(batch_size, 10)``. On standardised data the first denominator
+        is ``n_features``, so with ``batch_size=1`` the step is the paper's 0.05
+        applied to a loss averaged over input dimensions (Torch's mean squared
+        error), while the objective stays exactly Eq. 2 and ``alpha`` keeps the
+        paper's meaning. The second term keeps any single sample's share of a
+        step stable when a few samples have a much larger norm than the rest
+        (standardised near-constant features do that). The third bounds the
+        steps of the intercepts, whose curvature does not shrink with the data's
+        scale but grows with an over-complete basis. The step grows linearly
+        with the batch size up to 10, as that many per-sample steps would move.
+        The rule depends only on the data's scale, so it is stable on data of
+        any dimension, scale or offset. A float is used as given. The value
+        used is stored in ``learning_rate_``.
+
+    tied_weights : "auto" or bool, default="auto"
+        Whether the encoder is the decoder's transpose (``W^e = W^d^T``).
+        ``"auto"`` ties them for ``"satlinear"`` only, as in the paper.
+
+    normalize_decoder_every : "auto", int or None, default="auto"
+        Project the decoder basis elements (rows of ``components_``) to unit
+        norm after every this many SGD updates, which removes the scale
+        ambiguity between encoder and decoder under an L1-type penalty.
+        ``"auto"`` is 10 for untied weights and None (never) for tied ones: the
+        paper re-projects its untied shrink and rectified-linear models and not
+        its tied saturated-linear ones. Tied weights have no such ambiguity
+        (scaling them changes the reconstruction), and re-projecting an
+        over-complete tied basis fights the reconstruction term.
+
+    keep_stage_components : bool, default=False
+        Keep a copy of the decoder basis at the end of every alpha stage in
+        ``stage_components_`` (for instance to follow one filter as alpha
+        grows, as in Figure 5 of the paper).
+
+    n_threads : "auto" or int, default="auto"
+        Upper bound on the BLAS threads used by ``fit``. ``"auto"`` uses one
+        thread for problems whose matrix products are too small to gain from
+        more, and otherwise leaves the current BLAS limit as it is (for
+        instance the one set by :class:`~threadpoolctl.threadpool_limits` or by
+        joblib workers). Never raises the current limit.
+
+    shuffle : bool, default=True
+        Whether to visit the samples in a new random order every epoch.
+
+    random_state : int, RandomState instance or None, default=None
+        Controls the initial weights and the shuffling. Pass an int for
+        reproducible results.
+
+    verbose : int, default=0
+        0 prints nothing; 1 prints one line per alpha stage; 2 and above print
+        one line per epoch (to standard error).
+
+    warm_start : bool, default=False
+        When True and the estimator is already fitted, ``fit`` starts from the
+        fitted weights and continues the schedule from the last alpha reached
+        (``alpha_path_[-1] + alpha_step, ...`` up to ``alpha``; a single stage at
+        ``alpha`` if that is not larger).
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        The decoder basis: row ``k`` is basis element ``k`` (column ``k`` of
+        ``W^d``), what the paper's Figure 4 shows.
+
+    encoder_weights_ : ndarray of shape (n_components, n_features)
+        ``W^e``. The same array as ``components_`` when weights are tied.
+
+    intercept_hidden_ : ndarray of shape (n_components,)
+        The encoder bias ``b^e``.
+
+    intercept_visible_ : ndarray of shape (n_features,)
+        The decoder bias ``b^d``.
+
+    learning_rate_ : float
+        The SGD step used by the last call to ``fit`` (or the first call to
+        ``partial_fit``).
+
+    n_iter_ : int
+        Epochs run in total, over all stages and calls.
+
+    loss_curve_ : ndarray of shape (n_iter_,)
+        Mean per-sample loss (Eq. 2, at the stage's alpha) of each epoch,
+        measured on each minibatch before its update.
+
+    alpha_path_ : ndarray of shape (n_stages,)
+        The alpha of each stage run, in order.
+
+    stage_components_ : ndarray of shape (n_stages, n_components, n_features)
+        ``components_`` at the end of each stage. Only when
+        ``keep_stage_components=True``.
+
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during ``fit``, when ``X`` has string column
+        names.
+
+    See Also
+    --------
+    sklearn.neural_network.BernoulliRBM : Restricted Boltzmann machine features.
+    sklearn.decomposition.MiniBatchDictionaryLearning : Sparse coding.
+    sklearn.decomposition.PCA : Linear auto-encoder with orthogonal basis.
+
+    Notes
+    -----
+    Float32 input is trained and transformed in float32, float64 in float64.
+    Sparse input is refused (the kernels are dense); densify it first.
+
+    Training state is kept exactly when an error interrupts it: if SGD
+    diverges, :class:`DivergenceError` is raised and the estimator is left as
+    it was before the call (unfitted, or with its previous fitted state). A
+    ``KeyboardInterrupt`` stops training cleanly: the estimator keeps the
+    weights of the last completed epoch and a warning says so.
+
+    References
+    ----------
+    R. Goroshin and Y. LeCun. Saturating Auto-Encoders. International
+    Conference on Learning Representations (ICLR), 2013. arXiv:1301.3577.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from sksatae import SaturatingAutoEncoder
+    >>> X = StandardScaler().fit_transform(load_digits().data)
+    >>> model = SaturatingAutoEncoder(n_components=32, alpha=0.2, max_iter=5,
+    ...                               random_state=0).fit(X)
+    >>> model.transform(X).shape
+    (1797, 32)
+    >>> model.alpha_path_
+    array([0. , 0.1, 0.2])
+    >>> energy = model.energy(X)  # per-sample reconstruction energy
+    >>> bool((model.score_samples(X) == -energy).all())
+    True
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "shrink_width": [Interval(Real, 0, None, closed="left")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "alpha_step": [Interval(Real, 0, None, closed="neither"), None],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither")],
+        "tied_weights": [StrOptions({"auto"}), "boolean"],
+        "normalize_decoder_every": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
+        "keep_stage_components": ["boolean"],
+        "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        n_components=100,
+        *,
+        activation="shrink",
+        shrink_width=0.1,
+        alpha=0.1,
+        alpha_step=0.1,
+        max_iter=30,
+        batch_size=10,
+        learning_rate="auto",
+        tied_weights="auto",
+        normalize_decoder_every="auto",
+        keep_stage_components=False,
+        n_threads="auto",
+        shuffle=True,
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.n_components = n_components
+        self.activation = activation
+        self.shrink_width = shrink_width
+        self.alpha = alpha
+        self.alpha_step = alpha_step
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.tied_weights = tied_weights
+        self.normalize_decoder_every = normalize_decoder_every
+        self.keep_stage_components = keep_stage_components
+        self.n_threads = n_threads
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the model to ``X`` over the whole alpha schedule.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (dense).
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        continuing = self.warm_start and hasattr(self, "components_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=not continuing)
+        shift = X.mean(axis=0, dtype=np.float64)
+        learning_rate = self._resolve_learning_rate(X, shift)
+        start = self.alpha_path_[-1] if continuing else None
+        stages = _alpha_schedule(start, self.alpha, self.alpha_step)
+        rng = check_random_state(self.random_state)
+        self._train(X, shift, learning_rate, stages, self.max_iter, rng, continuing)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Run one pass of SGD over ``X`` at the final ``alpha`` (no schedule).
+
+        The first call initialises the model; it fixes the centring used by SGD
+        and, with ``learning_rate="auto"``, the step, from this first ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (dense).
+        y : Ignored
+            Not used (dask-ml's ``Incremental`` passes a placeholder).
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        first_pass = not hasattr(self, "components_")
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=first_pass)
+        if first_pass:
+            shift = X.mean(axis=0, dtype=np.float64)
+            learning_rate = self._resolve_learning_rate(X, shift)
+            rng = check_random_state(self.random_state)
+        else:
+            shift, learning_rate = self._shift, self.learning_rate_
+            rng = _continued_rng(self.random_state, self.n_iter_)
+        self._train(X, shift, learning_rate, [float(self.alpha)], 1, rng, not first_pass)
+        return self
+
+    def _resolve_learning_rate(self, X, shift):
+        if self.learning_rate != "auto":
+            return float(self.learning_rate)
+        squared_norms = ((X - shift.astype(X.dtype)) ** 2).sum(axis=1, dtype=np.float64)
+        mean_norm, max_norm = float(squared_norms.mean()), float(squared_norms.max())
+        if not mean_norm > 1e-12 * X.shape[1]:
+            mean_norm = max_norm = float(X.shape[1])
+        batch = min(self.batch_size, X.shape[0], _LINEAR_SCALING_CAP)
+        overcompleteness = max(1.0, self.n_components / X.shape[1])
+        return batch * min(
+            PAPER_LEARNING_RATE / mean_norm,
+            _MAX_SAMPLE_STEP / max_norm,
+            PAPER_LEARNING_RATE / overcompleteness,
+        )
+
+    def _resolved_tied(self):
+        if self.tied_weights == "auto":
+            return self.activation == "satlinear"
+        return bool(self.tied_weights)
+
+    def _resolved_normalize_every(self):
+        if self.normalize_decoder_every == "auto":
+            return 0 if self._resolved_tied() else 10
+        return self.normalize_decoder_every or 0
+
+    def _initial_parameters(self, n_features, dtype, rng, tied):
+        decoder = rng.standard_normal((self.n_components, n_features))
+        decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
+        decoder = decoder.astype(dtype)
+        encoder = decoder if tied else decoder.copy()
+        return [
+            encoder,
+            np.zeros(self.n_components, dtype),
+            decoder,
+            np.zeros(n_features, dtype),
+        ]
+
+    def _fitted_parameters_centred(self, shift, dtype, tied):
+        """Copies of the fitted parameters, re-expressed for data ``x - shift``."""
+        decoder = self.components_.astype(dtype, copy=True)
+        encoder = decoder if tied else self.encoder_weights_.astype(dtype, copy=True)
+        encoder_bias = self.intercept_hidden_ + self.encoder_weights_ @ shift
+        decoder_bias = self.intercept_visible_ - shift
+        return [encoder, encoder_bias.astype(dtype), decoder, decoder_bias.astype(dtype)]
+
+    def _train(self, X, shift, learning_rate, stages, epochs, rng, continuing):
+        tied = self._resolved_tied()
+        dtype = X.dtype
+        if continuing:
+            params = self._fitted_parameters_centred(shift, dtype, tied)
+            update_count = self._update_count
+        else:
+            params = self._initial_parameters(X.shape[1], dtype, rng, tied)
+            update_count = 0
+        code = ACTIVATION_CODES[self.activation]
+        normalize_every = self._resolved_normalize_every()
+        batch_size = min(self.batch_size, X.shape[0])
+        address = gemm_address(dtype)
+        order = np.arange(X.shape[0])
+        shift_x = shift.astype(dtype)
+
+        losses, stage_snapshots = [], []
+        completed = (params, update_count, 0, 0)  # state after the last finished epoch
+        started = time.perf_counter()
+        try:
+            with blas_thread_limit(self.n_threads, batch_size, X.shape[1], self.n_components):
+                for stage_index, stage_alpha in enumerate(stages):
+                    for epoch in range(epochs):
+                        if self.shuffle:
+                            order = rng.permutation(X.shape[0])
+                        encoder, encoder_bias, decoder, decoder_bias = params
+                        loss_sum, n_seen, update_count, finite = _kernels.sgd_epoch(
+                            address, X, order, shift_x, encoder, encoder_bias, decoder,
+                            decoder_bias, code, float(self.shrink_width), float(stage_alpha),
+                            float(learning_rate), batch_size, normalize_every, update_count,
+                        )
+                        if not (finite and all(np.isfinite(p).all() for p in params)):
+                            raise DivergenceError(
+                                f"SGD diverged at alpha={stage_alpha:g} (stage {stage_index + 1}, "
+                                f"epoch {epoch + 1}) with learning_rate={learning_rate:.4g}: the "
+                                "loss or the weights are no longer finite. Lower learning_rate "
+                                "(or use learning_rate='auto') and standardise the data. The "
+                                "estimator was left as it was before this call."
+                            )
+                        losses.append(loss_sum / n_seen)
+                        completed = (_copy(params, tied), update_count, stage_index, epoch + 1)
+                        self._report(2, stage_index, len(stages), stage_alpha, epoch, epochs,
+                                     losses[-1], started)
+                    stage_snapshots.append(params[2].copy())
+                    self._report(1, stage_index, len(stages), stage_alpha, epochs - 1, epochs,
+                                 losses[-1], started)
+        except KeyboardInterrupt:
+            params, update_count, stage_index, epochs_done = completed
+            if not losses:
+                raise
+            stages = stages[: stage_index + 1]
+            if len(stage_snapshots) < len(stages):
+                stage_snapshots.append(params[2].copy())
+            warnings.warn(
+                f"Training interrupted by the user after {len(losses)} epochs; the estimator "
+                "keeps the weights of the last completed epoch.",
+                UserWarning,
+                stacklevel=3,
+            )
+        self._commit(params, shift, tied, update_count, learning_rate, losses, stages,
+                     stage_snapshots, continuing)
+
+    def _commit(self, params, shift, tied, update_count, learning_rate, losses, stages,
+                stage_snapshots, continuing):
+        encoder, encoder_bias, decoder, decoder_bias = params
+        self.components_ = decoder
+        self.encoder_weights_ = decoder if tied else encoder
+        # Back from centred coordinates: z = W^e (x - s) + b_c = W^e x + (b_c - W^e s).
+        self.intercept_hidden_ = (encoder_bias - encoder @ shift.astype(encoder.dtype)).astype(
+            encoder.dtype)
+        self.intercept_visible_ = (decoder_bias + shift).astype(decoder.dtype)
+        self._shift = shift
+        self._update_count = update_count
+        self.learning_rate_ = float(learning_rate)
+        stages_run = np.asarray(stages, dtype=np.float64)
+        if continuing:
+            self.n_iter_ += len(losses)
+            self.loss_curve_ = np.concatenate([self.loss_curve_, losses])
+            self.alpha_path_ = np.concatenate([self.alpha_path_, stages_run])
+        else:
+            self.n_iter_ = len(losses)
+            self.loss_curve_ = np.asarray(losses, dtype=np.float64)
+            self.alpha_path_ = stages_run
+        if self.keep_stage_components:
+            snapshots = np.asarray(stage_snapshots).reshape(-1, *decoder.shape)
+            previous = getattr(self, "stage_components_", None) if continuing else None
+            if previous is not None:
+                snapshots = np.concatenate([previous.astype(decoder.dtype), snapshots])
+            self.stage_components_ = snapshots
+        elif hasattr(self, "stage_components_"):
+            del self.stage_components_
+
+    def _report(self, level, stage_index, n_stages, stage_alpha, epoch, epochs, loss, started):
+        if self.verbose == level or (level == 2 and self.verbose > 2):
+            print(
+                f"[SaturatingAutoEncoder] stage {stage_index + 1}/{n_stages} "
+                f"alpha={stage_alpha:.4g} epoch {epoch + 1}/{epochs} "
+                f"loss={loss:.6g} ({time.perf_counter() - started:.1f}s)",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    # ------------------------------------------------------------ inference
+
+    def _check_input(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+
+    def _weights_as(self, dtype):
+        return (
+            np.ascontiguousarray(self.encoder_weights_, dtype=dtype),
+            np.ascontiguousarray(self.intercept_hidden_, dtype=dtype),
+            np.ascontiguousarray(self.components_, dtype=dtype),
+            np.ascontiguousarray(self.intercept_visible_, dtype=dtype),
+        )
+
+    def transform(self, X):
+        """Encode ``X``: the codes ``F(W^e x + b^e)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        H : ndarray of shape (n_samples, n_components)
+            Same dtype as ``X`` (float32 or float64).
+        """
+        X = self._check_input(X)
+        encoder, encoder_bias, _, _ = self._weights_as(X.dtype)
+        out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        _kernels.encode(gemm_address(X.dtype), X, encoder, encoder_bias,
+                        ACTIVATION_CODES[self.activation], float(self.shrink_width), out)
+        return out
+
+    def inverse_transform(self, X):
+        """Decode codes: ``W^d h + b^d``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes, for instance from :meth:`transform`.
+
+        Returns
+        -------
+        X_reconstructed : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        H = check_array(X, dtype=[np.float64, np.float32])
+        if H.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {H.shape[1]} features, but inverse_transform expects codes with "
+                f"n_components={self.n_components} features."
+            )
+        _, _, decoder, decoder_bias = self._weights_as(H.dtype)
+        return H @ decoder + decoder_bias
+
+    def energy(self, X):
+        """Per-sample reconstruction energy ``E(x) = 1/2 ||x - G(x)||^2``.
+
+        Low on the data the model was trained on, high away from it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        energy : ndarray of shape (n_samples,)
+        """
+        X = self._check_input(X)
+        out = np.empty(X.shape[0], dtype=X.dtype)
+        _kernels.energy(gemm_address(X.dtype), X, *self._weights_as(X.dtype),
+                        ACTIVATION_CODES[self.activation], float(self.shrink_width), out)
+        return out
+
+    def score_samples(self, X):
+        """Negated reconstruction energy: **higher means more typical**.
+
+        Returns ``-energy(X)``, the convention of scikit-learn's outlier
+        detectors and density models, so that ``roc_auc_score(y_inlier,
+        model.score_samples(X))`` and other tools for such scores work
+        unchanged. Use :meth:`energy` for the energy itself.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,)
+        """
+        return -self.energy(X)
+
+    def score(self, X, y=None):
+        """Mean of :meth:`score_samples`: minus the mean reconstruction energy.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        score : float
+        """
+        return float(np.mean(self.score_samples(X), dtype=np.float64))
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.sparse = False
+        return tags
+
+
+def _alpha_schedule(start, stop, step):
+    """Alphas of the stages: ``start + step, start + 2 step, ...`` ending at ``stop``.
+
+    ``start=None`` means a fresh fit, whose schedule begins at 0 itself.
+    """
+    stop = float(stop)
+    if step is None:
+        return [stop]
+    first = 0.0 if start is None else float(start) + step
+    if first >= stop - 1e-12 * max(1.0, stop):
+        return [0.0, stop] if start is None and stop > 0 else [stop]
+    count = math.ceil((stop - first) / step - 1e-9)
+    return [round(first + i * step, 12) for i in range(count)] + [stop]
+
+
+def _continued_rng(random_state, salt):
+    """A generator for a later ``partial_fit`` call: reproducible when seeded,
+    but not the same shuffle as the previous call."""
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        return check_random_state(random_state)
+    return np.random.RandomState(np.random.SeedSequence([int(random_state), int(salt)])
+                                 .generate_state(1)[0])
+
+
+def _copy(params, tied):
+    encoder, encoder_bias, decoder, decoder_bias = (p.copy() for p in params)
+    return [decoder if tied else encoder, encoder_bias, decoder, decoder_bias]

@@ -1,0 +1,90 @@
+"""Direct BLAS ``?gemm`` calls from compiled code.
+
+The BLAS routine is scipy's ``scipy.linalg.cython_blas`` entry point. Its
+address is looked up in Python and passed to the kernels as an ordinary
+integer argument, so no process-specific address is baked into compiled code
+and numba's on-disk cache stays valid across processes.
+"""
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._jit import jit
+
+_GEMM_NAMES = {np.dtype(np.float32): "sgemm", np.dtype(np.float64): "dgemm"}
+
+
+def gemm_address(dtype):
+    """Address of scipy's Fortran-order ``sgemm`` or ``dgemm`` for ``dtype``."""
+    from numba.extending import get_cython_function_address
+
+    return get_cython_function_address("scipy.linalg.cython_blas", _GEMM_NAMES[np.dtype(dtype)])
+
+
+@intrinsic
+def _fortran_gemm(typingctx, address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Call ``?gemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)``.
+
+    Integers (including the three array addresses) arrive as intp, alpha and
+    beta as the float type of the routine; every argument is passed by
+    reference, as the Fortran convention of cython_blas requires.
+    """
+    if not isinstance(alpha, types.Float) or alpha != beta:
+        return None
+    signature = types.void(address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, sig, args):
+        address, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc = args
+        char, int32 = ir.IntType(8), ir.IntType(32)
+        real_ptr = context.get_value_type(sig.args[6]).as_pointer()
+        int_ptr, char_ptr = int32.as_pointer(), char.as_pointer()
+        function_type = ir.FunctionType(
+            ir.VoidType(),
+            [char_ptr, char_ptr, int_ptr, int_ptr, int_ptr, real_ptr, real_ptr, int_ptr,
+             real_ptr, int_ptr, real_ptr, real_ptr, int_ptr],
+        )
+        function = builder.inttoptr(address, function_type.as_pointer())
+
+        def by_ref(value, as_type=None):
+            if as_type is not None:
+                value = builder.trunc(value, as_type)
+            return cgutils.alloca_once_value(builder, value)
+
+        builder.call(function, [
+            by_ref(transa, char), by_ref(transb, char),
+            by_ref(m, int32), by_ref(n, int32), by_ref(k, int32),
+            by_ref(alpha), builder.inttoptr(a, real_ptr), by_ref(lda, int32),
+            builder.inttoptr(b, real_ptr), by_ref(ldb, int32),
+            by_ref(beta), builder.inttoptr(c, real_ptr), by_ref(ldc, int32),
+        ])
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+_NO, _YES = ord("N"), ord("T")
+
+
+@jit
+def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
+    """Row-major ``c = alpha * op(a) @ op(b) + beta * c`` through Fortran ``?gemm``.
+
+    Every array must have unit stride along its last axis (rows may be a
+    prefix of a larger buffer). A row-major matrix is its transpose in
+    column-major order, so ``c.T = op(b).T @ op(a).T`` is what BLAS computes.
+    """
+    m, n = c.shape
+    k = a.shape[0] if transpose_a else a.shape[1]
+    if m == 0 or n == 0:
+        return
+    item = c.itemsize
+    _fortran_gemm(
+        address, _YES if transpose_b else _NO, _YES if transpose_a else _NO,
+        n, m, k, c.dtype.type(alpha),
+        b.ctypes.data, max(b.strides[0] // item, 1),
+        a.ctypes.data, max(a.strides[0] // item, 1),
+        c.dtype.type(beta), c.ctypes.data, max(c.strides[0] // item, 1),
+    )

@@ -1,0 +1,38 @@
+"""The one place where numba options for the whole package are set.
+
+Kernels are compiled lazily, on first call, in nopython mode without fastmath.
+Compiled code is cached on disk unless ``SKSATAE_NUMBA_CACHE=0``. When no
+cache location is writable (a read-only install with no writable user cache
+directory), numba refuses ``cache=True`` at decoration time; we then compile
+without a cache instead of failing at import.
+"""
+
+import os
+import warnings
+
+import numba
+
+CACHE_ENV_VAR = "SKSATAE_NUMBA_CACHE"
+
+
+def cache_enabled():
+    """Whether on-disk caching of compiled kernels is requested."""
+    value = os.environ.get(CACHE_ENV_VAR, "1").strip().lower()
+    return value not in ("0", "false", "no", "off", "")
+
+
+def jit(function):
+    """Compile ``function`` lazily with the package's numba options."""
+    options = dict(nopython=True, nogil=True, fastmath=False, error_model="numpy")
+    if cache_enabled():
+        try:
+            return numba.jit(cache=True, **options)(function)
+        except RuntimeError as exc:  # "cannot cache function ...: no locator available"
+            warnings.warn(
+                f"sksatae: numba cannot cache {function.__name__!r} ({exc}); "
+                f"compiling without a cache. Set {CACHE_ENV_VAR}=0 to silence this, "
+                "or NUMBA_CACHE_DIR to a writable folder to keep a cache.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    return numba.jit(cache=False, **options)(function)
