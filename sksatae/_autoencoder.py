@@ -89,7 +89,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     learning_rate : "auto" or float, default="auto"
         Constant SGD step. ``"auto"`` is ``b * min(0.05 / mean_i ||x_i - m||^2,
-        0.5 / max_i ||x_i - m||^2, 0.05 / max(1, n_components / n_features))``
+        0.5 / max_i ||x_i - m||^2, 0.05) / max(1, n_components / n_features)``
         with ``m`` the mean sample and ``b = min(batch_size, 10)``. On standardised data the first denominator
         is ``n_features``, so with ``batch_size=1`` the step is the paper's 0.05
         applied to a loss averaged over input dimensions (Torch's mean squared
@@ -98,7 +98,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         step stable when a few samples have a much larger norm than the rest
         (standardised near-constant features do that). The third bounds the
         steps of the intercepts, whose curvature does not shrink with the data's
-        scale but grows with an over-complete basis. The step grows linearly
+        scale. An over-complete basis multiplies the curvature by about
+        ``n_components / n_features``, hence the divisor. The step grows linearly
         with the batch size up to 10, as that many per-sample steps would move.
         The rule depends only on the data's scale, so it is stable on data of
         any dimension, scale or offset. A float is used as given. The value
@@ -319,7 +320,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """Run one pass of SGD over ``X`` at the final ``alpha`` (no schedule).
 
         The first call initialises the model; it fixes the centring used by SGD
-        and, with ``learning_rate="auto"``, the step, from this first ``X``.
+        and, with ``learning_rate="auto"``, the step, from this first ``X``
+        (``fit`` fixes them when it ran first).
 
         Parameters
         ----------
@@ -340,7 +342,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             learning_rate = self._resolve_learning_rate(X, shift)
             rng = check_random_state(self.random_state)
         else:
-            shift, learning_rate = self._shift, self.learning_rate_
+            shift = self._shift
+            learning_rate = (self.learning_rate_ if self.learning_rate == "auto"
+                             else float(self.learning_rate))
             rng = _continued_rng(self.random_state, self.n_iter_)
         self._train(X, shift, learning_rate, [float(self.alpha)], 1, rng, not first_pass)
         return self
@@ -354,11 +358,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             mean_norm = max_norm = float(X.shape[1])
         batch = min(self.batch_size, X.shape[0], _LINEAR_SCALING_CAP)
         overcompleteness = max(1.0, self.n_components / X.shape[1])
-        return batch * min(
-            PAPER_LEARNING_RATE / mean_norm,
-            _MAX_SAMPLE_STEP / max_norm,
-            PAPER_LEARNING_RATE / overcompleteness,
-        )
+        per_sample = min(PAPER_LEARNING_RATE / mean_norm, _MAX_SAMPLE_STEP / max_norm,
+                         PAPER_LEARNING_RATE)
+        return batch * per_sample / overcompleteness
 
     def _resolved_tied(self):
         if self.tied_weights == "auto":

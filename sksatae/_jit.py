@@ -13,6 +13,7 @@ import warnings
 import numba
 
 CACHE_ENV_VAR = "SKSATAE_NUMBA_CACHE"
+_warned = []
 
 
 def cache_enabled():
@@ -28,11 +29,13 @@ def jit(function):
         try:
             return numba.jit(cache=True, **options)(function)
         except RuntimeError as exc:  # "cannot cache function ...: no locator available"
-            warnings.warn(
-                f"sksatae: numba cannot cache {function.__name__!r} ({exc}); "
-                f"compiling without a cache. Set {CACHE_ENV_VAR}=0 to silence this, "
-                "or NUMBA_CACHE_DIR to a writable folder to keep a cache.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            if not _warned:
+                _warned.append(True)
+                warnings.warn(
+                    f"sksatae: numba cannot cache compiled kernels ({exc}); compiling without "
+                    f"a cache. Set {CACHE_ENV_VAR}=0 to silence this, or NUMBA_CACHE_DIR to a "
+                    "writable folder to keep a cache.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
     return numba.jit(cache=False, **options)(function)

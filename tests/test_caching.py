@@ -1,0 +1,66 @@
+"""Compilation is lazy, cached on disk, switchable, and survives an uncachable install."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+FIT_AND_REPORT = """
+import json, numpy as np
+from sksatae import SaturatingAutoEncoder, _kernels
+X = np.random.default_rng(0).standard_normal((50, 6))
+SaturatingAutoEncoder(n_components=3, max_iter=1, alpha_step=None).fit(X)
+stats = _kernels.sgd_epoch.stats
+print(json.dumps({"hits": sum(stats.cache_hits.values()), "misses": sum(stats.cache_misses.values())}))
+"""
+
+
+def run_python(code, cache_dir, **extra_env):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache_dir), **extra_env}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True)
+    return done
+
+
+def cache_files(cache_dir):
+    return sorted(p.name for p in Path(cache_dir).rglob("*.nbi"))
+
+
+def test_import_compiles_nothing(tmp_path):
+    code = (
+        "import sksatae, json;"
+        "from sksatae import SaturatingAutoEncoder, _kernels;"
+        "print(json.dumps([len(f.signatures) for f in (_kernels.sgd_epoch, _kernels.encode,"
+        " _kernels.energy)]))"
+    )
+    assert json.loads(run_python(code, tmp_path).stdout) == [0, 0, 0]
+    assert cache_files(tmp_path) == []
+
+
+def test_compiled_kernels_are_cached_across_processes(tmp_path):
+    first = json.loads(run_python(FIT_AND_REPORT, tmp_path).stdout)
+    assert first["misses"] >= 1
+    assert any(name.startswith("_kernels.sgd_epoch") for name in cache_files(tmp_path))
+    second = json.loads(run_python(FIT_AND_REPORT, tmp_path).stdout)
+    assert second == {"hits": 1, "misses": 0}
+
+
+def test_environment_variable_switches_caching_off(tmp_path):
+    run_python(FIT_AND_REPORT, tmp_path, SKSATAE_NUMBA_CACHE="0")
+    assert cache_files(tmp_path) == []
+
+
+def test_no_writable_cache_location_falls_back_to_compiling(tmp_path):
+    # What numba does on a read-only install with no writable user cache folder: it finds no
+    # cache locator and refuses cache=True when the function is decorated.
+    code = (
+        "import numba.core.caching as caching;"
+        "impl = getattr(caching, 'CacheImpl', None) or caching._CacheImpl;"
+        "impl._locator_classes = [];"
+        + FIT_AND_REPORT
+    )
+    done = run_python(code, tmp_path)
+    assert json.loads(done.stdout.strip().splitlines()[-1])["hits"] == 0
+    assert done.stderr.count("compiling without a cache") == 1
+    assert cache_files(tmp_path) == []

@@ -1,0 +1,350 @@
+"""Behaviour of SaturatingAutoEncoder as users meet it."""
+
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+from sksatae import DivergenceError, SaturatingAutoEncoder
+from sksatae._autoencoder import _alpha_schedule
+from sksatae.activations import ACTIVATIONS, activation_function, complementary_function
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def small_model(**params):
+    defaults = dict(n_components=16, max_iter=5, random_state=0)
+    return SaturatingAutoEncoder(**{**defaults, **params})
+
+
+# ------------------------------------------------------------------ schedule
+
+@pytest.mark.parametrize(
+    "start, stop, step, expected",
+    [
+        (None, 0.3, 0.1, [0.0, 0.1, 0.2, 0.3]),
+        (None, 0.25, 0.1, [0.0, 0.1, 0.2, 0.25]),
+        (None, 1.0, 0.1, [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]),
+        (None, 0.05, 0.1, [0.0, 0.05]),
+        (None, 0.0, 0.1, [0.0]),
+        (None, 0.3, None, [0.3]),
+        (0.1, 0.3, 0.1, [0.2, 0.3]),
+        (0.3, 0.3, 0.1, [0.3]),
+        (0.5, 0.2, 0.1, [0.2]),
+    ],
+)
+def test_alpha_schedule(start, stop, step, expected):
+    assert _alpha_schedule(start, stop, step) == pytest.approx(expected, abs=1e-12)
+    assert _alpha_schedule(start, stop, step)[-1] == stop
+
+
+def test_fit_runs_the_schedule_and_records_it(digits):
+    X, _ = digits
+    model = small_model(alpha=0.2, max_iter=3, keep_stage_components=True).fit(X)
+    np.testing.assert_allclose(model.alpha_path_, [0.0, 0.1, 0.2])
+    assert model.n_iter_ == 9 and model.loss_curve_.shape == (9,)
+    assert model.stage_components_.shape == (3, 16, 64)
+    np.testing.assert_array_equal(model.stage_components_[-1], model.components_)
+
+
+def test_warm_start_continues_the_schedule(digits):
+    X, _ = digits
+    model = small_model(alpha=0.1, max_iter=2, keep_stage_components=True).fit(X)
+    before = model.components_.copy()
+    model.set_params(alpha=0.3, warm_start=True).fit(X)
+    np.testing.assert_allclose(model.alpha_path_, [0.0, 0.1, 0.2, 0.3])
+    assert model.n_iter_ == 8 and model.stage_components_.shape[0] == 4
+    np.testing.assert_array_equal(model.stage_components_[1], before)
+    cold = small_model(alpha=0.3, max_iter=2).fit(X)
+    assert not np.allclose(cold.components_, model.components_)
+
+
+# ------------------------------------------------------------------ training
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_training_lowers_the_loss(digits, activation):
+    X, _ = digits
+    model = small_model(activation=activation, alpha=0.1, alpha_step=None, max_iter=10).fit(X)
+    assert model.loss_curve_[-1] < 0.7 * model.loss_curve_[0]
+    untrained_energy = small_model(activation=activation, max_iter=1, learning_rate=1e-12).fit(X)
+    assert model.energy(X).mean() < 0.7 * untrained_energy.energy(X).mean()
+
+
+def test_same_random_state_gives_identical_components(digits):
+    X, _ = digits
+    a = small_model(alpha=0.2).fit(X)
+    b = small_model(alpha=0.2).fit(X)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    c = small_model(alpha=0.2, random_state=1).fit(X)
+    assert not np.allclose(a.components_, c.components_)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_float32_and_float64_fits_agree(digits, activation):
+    X, _ = digits
+    params = dict(activation=activation, alpha=0.1, max_iter=3)
+    m64 = small_model(**params).fit(X)
+    m32 = small_model(**params).fit(X.astype(np.float32))
+    assert m32.components_.dtype == np.float32 and m64.components_.dtype == np.float64
+    assert m32.transform(X.astype(np.float32)).dtype == np.float32
+    assert m32.energy(X.astype(np.float32)).dtype == np.float32
+    np.testing.assert_allclose(m32.components_, m64.components_, atol=2e-3)
+    np.testing.assert_allclose(m32.energy(X), m64.energy(X), rtol=2e-3, atol=1e-3)
+
+
+def test_decoder_is_unit_norm_after_reprojection(digits):
+    X, _ = digits
+    # 1797 samples / batch 10 -> 180 updates per epoch; re-projection every 10 updates lands
+    # exactly on the last update, so the final decoder rows are unit norm.
+    model = small_model(activation="relu", batch_size=10, max_iter=1, alpha_step=None).fit(X[:1000])
+    np.testing.assert_allclose(np.linalg.norm(model.components_, axis=1), 1.0, rtol=1e-12)
+    tied = small_model(activation="satlinear", max_iter=1, alpha_step=None).fit(X)
+    assert tied.encoder_weights_ is tied.components_
+    assert not np.allclose(np.linalg.norm(tied.components_, axis=1), 1.0)
+
+
+def test_auto_learning_rate_is_the_papers_step_on_standardised_data():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20000, 50))
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    model = SaturatingAutoEncoder(n_components=20, batch_size=1, max_iter=1, alpha_step=None)
+    squared_norms = (X**2).sum(axis=1)
+    expected = min(0.05 / 50, 0.5 / squared_norms.max())
+    assert model.fit(X).learning_rate_ == pytest.approx(expected, rel=1e-9)
+    assert 0.05 / 50 / expected < 1.3  # on gaussian data the paper's 0.05/d is what binds
+    assert SaturatingAutoEncoder(learning_rate=0.003, max_iter=1).fit(X[:50]).learning_rate_ == 0.003
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("n_features", [2, 144, 3072])
+def test_default_step_is_stable_at_any_dimension(activation, n_features):
+    rng = np.random.default_rng(0)
+    latent = rng.standard_normal((300, 8))
+    X = np.tanh(latent @ rng.standard_normal((8, n_features)))
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    model = SaturatingAutoEncoder(n_components=10, activation=activation, alpha=0.1, max_iter=5,
+                                  random_state=0).fit(X)
+    assert np.all(np.isfinite(model.loss_curve_))
+    assert model.loss_curve_[-1] < model.loss_curve_[0]
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_large_offset_changes_nothing(digits, activation):
+    """SGD runs on centred data; the intercepts absorb the offset exactly."""
+    X, _ = digits
+    model = small_model(activation=activation, max_iter=3).fit(X)
+    shifted = small_model(activation=activation, max_iter=3).fit(X + 100.0)
+    np.testing.assert_allclose(shifted.components_, model.components_, atol=1e-8)
+    np.testing.assert_allclose(shifted.energy(X + 100.0), model.energy(X), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(shifted.intercept_visible_, model.intercept_visible_ + 100.0)
+
+
+# ------------------------------------------------------------------ inference
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("tied", [False, True])
+def test_energy_transform_and_inverse_transform_are_consistent(digits, activation, tied):
+    X, _ = digits
+    model = small_model(activation=activation, tied_weights=tied, alpha=0.2).fit(X)
+    codes = model.transform(X)
+    z = X @ model.encoder_weights_.T + model.intercept_hidden_
+    np.testing.assert_allclose(codes, activation_function(activation, z, 0.1), atol=1e-12)
+    recon = model.inverse_transform(codes)
+    np.testing.assert_allclose(recon, codes @ model.components_ + model.intercept_visible_)
+    np.testing.assert_allclose(model.energy(X), 0.5 * ((X - recon) ** 2).sum(axis=1), rtol=1e-10)
+    np.testing.assert_array_equal(model.score_samples(X), -model.energy(X))
+    assert model.score(X) == pytest.approx(-model.energy(X).mean())
+
+
+def test_loss_curve_is_eq2_loss(digits):
+    X, _ = digits
+    model = small_model(alpha=0.3, alpha_step=None, max_iter=1, learning_rate=1e-12).fit(X)
+    z = X @ model.encoder_weights_.T + model.intercept_hidden_
+    eq2 = model.energy(X) + 0.3 * complementary_function("shrink", z, 0.1).sum(axis=1)
+    assert model.loss_curve_[0] == pytest.approx(eq2.mean(), rel=1e-6)
+
+
+def test_fitted_arrays_made_read_only_still_transform(digits):
+    X, _ = digits
+    model = small_model().fit(X)
+    expected = model.transform(X)
+    for name in ("components_", "encoder_weights_", "intercept_hidden_", "intercept_visible_"):
+        getattr(model, name).setflags(write=False)
+    X_ro = X.copy()
+    X_ro.setflags(write=False)
+    np.testing.assert_array_equal(model.transform(X_ro), expected)
+    assert np.isfinite(model.energy(X_ro)).all()
+
+
+def test_partial_fit_one_pass_at_final_alpha(digits):
+    X, _ = digits
+    model = SaturatingAutoEncoder(n_components=16, alpha=0.2, batch_size=10, random_state=0)
+    for block in np.array_split(X, 4):
+        assert model.partial_fit(block, y=np.zeros(len(block))) is model
+    assert model.n_iter_ == 4
+    np.testing.assert_allclose(model.alpha_path_, [0.2] * 4)
+    first_rate = model.learning_rate_
+    model.partial_fit(X[:5])
+    assert model.learning_rate_ == first_rate
+    with pytest.raises(ValueError, match="features"):
+        model.partial_fit(X[:, :10])
+
+
+def test_feature_names_and_pandas_output(digits):
+    pd = pytest.importorskip("pandas")
+    X, _ = digits
+    frame = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(64)])
+    model = small_model(max_iter=1).set_output(transform="pandas").fit(frame)
+    out = model.transform(frame)
+    assert list(out.columns) == [f"saturatingautoencoder{i}" for i in range(16)]
+    np.testing.assert_array_equal(model.feature_names_in_, frame.columns)
+    np.testing.assert_array_equal(model.get_feature_names_out(), out.columns)
+
+
+# ------------------------------------------------------------- in pipelines
+
+def test_pipeline_features_beat_chance_and_raw_linear_on_few_components(digits):
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    pipe = make_pipeline(StandardScaler(), SaturatingAutoEncoder(n_components=64, activation="relu",
+                                                                 random_state=0),
+                         LogisticRegression(max_iter=3000))
+    assert pipe.fit(X_train, y_train).score(X_test, y_test) > 0.93
+
+
+def test_grid_search_over_alpha_and_activation():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:600], y[:600]
+    pipe = make_pipeline(StandardScaler(), small_model(n_components=32, max_iter=3),
+                         LogisticRegression(max_iter=2000))
+    grid = {"saturatingautoencoder__alpha": [0.05, 0.2],
+            "saturatingautoencoder__activation": ["shrink", "satlinear"]}
+    search = GridSearchCV(pipe, grid, cv=3, n_jobs=2, error_score="raise").fit(X, y)
+    assert search.cv_results_["mean_test_score"].min() > 0.8
+    assert search.best_params_["saturatingautoencoder__alpha"] in (0.05, 0.2)
+
+
+# ---------------------------------------------------------- errors and state
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (np.array([[0.0, np.nan], [1.0, 2.0]]), "NaN"),
+        (np.array([[0.0, np.inf], [1.0, 2.0]]), "infinity"),
+        (np.empty((0, 3)), "0 sample"),
+        (np.arange(5.0), "2D array"),
+        (np.array([["a", "b"], ["c", "d"]]), "string|could not convert"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(bad, message):
+    with pytest.raises(ValueError, match=message):
+        SaturatingAutoEncoder(n_components=2).fit(bad)
+
+
+def test_wrong_number_of_features_at_transform(digits):
+    X, _ = digits
+    model = small_model(max_iter=1).fit(X)
+    for method in (model.transform, model.energy, model.score_samples):
+        with pytest.raises(ValueError, match="64 features"):
+            method(X[:, :10])
+    with pytest.raises(ValueError, match="n_components=16"):
+        model.inverse_transform(np.zeros((3, 5)))
+
+
+def test_sparse_input_is_refused():
+    sparse = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        SaturatingAutoEncoder(n_components=2).fit(sparse.random(10, 4, density=0.5, format="csr"))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(n_components=0), dict(activation="tanh"), dict(alpha=-1.0), dict(alpha_step=0.0),
+     dict(learning_rate=0.0), dict(learning_rate="fast"), dict(batch_size=0), dict(max_iter=0),
+     dict(tied_weights="yes"), dict(normalize_decoder_every=0), dict(shrink_width=-0.1),
+     dict(n_threads=0)],
+)
+def test_invalid_parameters(params):
+    with pytest.raises(InvalidParameterError):
+        SaturatingAutoEncoder(**params).fit(np.ones((4, 2)))
+
+
+def test_divergence_names_the_learning_rate_and_keeps_no_broken_state(digits):
+    X, _ = digits
+    with pytest.raises(DivergenceError, match="learning_rate=1e\\+04"):
+        small_model(learning_rate=1e4).fit(X)
+    fresh = small_model(learning_rate=1e4)
+    with pytest.raises(DivergenceError):
+        fresh.fit(X)
+    assert not hasattr(fresh, "components_")
+
+    fitted = small_model().fit(X)
+    before = {k: np.copy(v) for k, v in vars(fitted).items() if k.endswith("_")}
+    fitted.set_params(learning_rate=1e4, warm_start=True)
+    with pytest.raises(DivergenceError):
+        fitted.fit(X)
+    with pytest.raises(DivergenceError):
+        fitted.partial_fit(X)
+    for key, value in before.items():
+        np.testing.assert_array_equal(getattr(fitted, key), value)
+
+
+def test_keyboard_interrupt_keeps_last_completed_epoch(digits, monkeypatch):
+    from sksatae import _kernels
+
+    X, _ = digits
+    real_epoch, calls = _kernels.sgd_epoch, []
+
+    def interrupted_epoch(*args):
+        calls.append(1)
+        if len(calls) == 5:  # the second epoch of the second stage
+            raise KeyboardInterrupt
+        return real_epoch(*args)
+
+    monkeypatch.setattr(_kernels, "sgd_epoch", interrupted_epoch)
+    with pytest.warns(UserWarning, match="interrupted"):
+        model = small_model(alpha=0.2, max_iter=3, keep_stage_components=True).fit(X)
+    assert model.n_iter_ == 4
+    np.testing.assert_allclose(model.alpha_path_, [0.0, 0.1])
+    assert model.stage_components_.shape[0] == 2
+    assert np.isfinite(model.transform(X)).all()
+
+
+def test_verbose_zero_is_silent_and_verbose_reports_progress(digits, capsys):
+    X, _ = digits
+    small_model(max_iter=2, verbose=0).fit(X)
+    assert capsys.readouterr().err == ""
+    small_model(max_iter=2, alpha=0.1, verbose=1).fit(X)
+    err = capsys.readouterr().err
+    assert "stage 2/2" in err and "loss=" in err and "alpha=0.1" in err
+
+
+# ------------------------------------------------------------- persistence
+
+def test_pickle_round_trip_in_a_fresh_process(digits, tmp_path):
+    X, _ = digits
+    model = small_model(alpha=0.2).fit(X)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(model))
+    np.save(tmp_path / "X.npy", X[:50])
+    code = (
+        "import pickle, numpy as np, sys;"
+        f"m = pickle.loads(open(r'{path}', 'rb').read());"
+        f"np.save(r'{tmp_path / 'out.npy'}', m.transform(np.load(r'{tmp_path / 'X.npy'}')))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), model.transform(X[:50]))
+    assert all(type(v).__module__ in ("builtins", "numpy") for v in vars(model).values())

@@ -1,0 +1,186 @@
+"""Compiled kernels against plain NumPy references and finite differences."""
+
+import numpy as np
+import pytest
+
+from sksatae import _kernels
+from sksatae._blas import gemm, gemm_address
+from sksatae.activations import (
+    ACTIVATION_CODES,
+    ACTIVATIONS,
+    activation_function,
+    complementary_function,
+)
+
+WIDTH = 0.1
+
+
+def reference_loss(X, encoder, encoder_bias, decoder, decoder_bias, activation, alpha):
+    """Mean over samples of Eq. 2's per-sample loss, written directly."""
+    Z = X @ encoder.T + encoder_bias
+    R = activation_function(activation, Z, WIDTH) @ decoder + decoder_bias - X
+    per_sample = 0.5 * (R**2).sum(axis=1)
+    per_sample += alpha * complementary_function(activation, Z, WIDTH).sum(axis=1)
+    return per_sample.mean()
+
+
+def make_problem(dtype=np.float64, n=9, d=6, h=4, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    encoder = rng.standard_normal((h, d)).astype(dtype)
+    decoder = rng.standard_normal((h, d)).astype(dtype)
+    encoder_bias = (0.3 * rng.standard_normal(h)).astype(dtype)
+    decoder_bias = rng.standard_normal(d).astype(dtype)
+    return X, encoder, encoder_bias, decoder, decoder_bias
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_gemm_matches_numpy(dtype, transpose_a, transpose_b):
+    rng = np.random.default_rng(1)
+    m, k, n = 5, 3, 4
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
+    c = rng.standard_normal((m + 2, n)).astype(dtype)  # rows beyond m must stay untouched
+    expected = c.copy()
+    expected[:m] = 0.5 * c[:m] - 2.0 * ((a.T if transpose_a else a) @ (b.T if transpose_b else b))
+    gemm(gemm_address(dtype), -2.0, a, transpose_a, b, transpose_b, 0.5, c[:m])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("tied", [False, True])
+def test_full_batch_step_follows_finite_difference_gradient(activation, tied):
+    X, encoder, encoder_bias, decoder, decoder_bias = make_problem()
+    alpha, step = 0.7, 1e-3
+    if tied:
+        encoder = decoder
+    before = [encoder.copy(), encoder_bias.copy(), decoder.copy(), decoder_bias.copy()]
+    z = X @ encoder.T + encoder_bias
+    away_from_kinks = np.min(np.abs(np.stack([z, z - WIDTH, z + WIDTH, z - 0.5, z - 1.0])))
+    assert away_from_kinks > 1e-3  # central differences below stay on one side of every kink
+
+    def loss(params):
+        enc, enc_b, dec, dec_b = params
+        return reference_loss(X, dec if tied else enc, enc_b, dec, dec_b, activation, alpha)
+
+    gradients = []
+    for index in ([2] if tied else [0]) + [1] + ([] if tied else [2]) + [3]:
+        params = [p.copy() for p in before]
+        grad = np.zeros_like(params[index])
+        for position in np.ndindex(grad.shape):
+            old = params[index][position]
+            params[index][position] = old + 1e-6
+            plus = loss(params)
+            params[index][position] = old - 1e-6
+            minus = loss(params)
+            params[index][position] = old
+            grad[position] = (plus - minus) / 2e-6
+        gradients.append((index, grad))
+
+    loss_sum, n_seen, updates, finite = _kernels.sgd_epoch(
+        gemm_address(np.float64), X, np.arange(len(X)), np.zeros(X.shape[1]), encoder,
+        encoder_bias, decoder, decoder_bias, ACTIVATION_CODES[activation], WIDTH, alpha, step,
+        len(X), 0, 0,
+    )
+    assert finite and n_seen == len(X) and updates == 1
+    np.testing.assert_allclose(loss_sum / n_seen, loss(before), rtol=1e-12)
+    after = [encoder, encoder_bias, decoder, decoder_bias]
+    for index, grad in gradients:
+        measured = (before[index] - after[index]) / step
+        np.testing.assert_allclose(measured, grad, rtol=1e-5, atol=1e-6)
+
+
+def reference_epoch(X, order, shift, params, activation, alpha, step, batch_size,
+                    normalize_every, tied):
+    """One SGD epoch in plain NumPy, mirroring the kernel's update order."""
+    encoder, encoder_bias, decoder, decoder_bias = (p.astype(np.float64) for p in params)
+    if tied:
+        encoder = decoder
+    total, updates = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        xb = X[order[start:start + batch_size]].astype(np.float64) - shift
+        z = xb @ encoder.T + encoder_bias
+        h = activation_function(activation, z, WIDTH)
+        r = h @ decoder + decoder_bias - xb
+        total += 0.5 * (r**2).sum() + alpha * complementary_function(activation, z, WIDTH).sum()
+        df = (np.abs(z) > WIDTH) if activation == "shrink" else (z > 0) & (
+            (z < 1) if activation == "satlinear" else True)
+        if activation == "shrink":
+            dfc = np.sign(z) * (np.abs(z) > WIDTH)
+        elif activation == "relu":
+            dfc = (z > 0) * 1.0
+        else:
+            dfc = np.where((z > 0) & (z < 1), np.sign(0.5 - z), 0.0)
+        dz = (r @ decoder.T) * df + alpha * dfc
+        lr = step / len(xb)
+        grad_decoder, grad_encoder = h.T @ r, dz.T @ xb
+        decoder_bias = decoder_bias - lr * r.sum(axis=0)
+        encoder_bias = encoder_bias - lr * dz.sum(axis=0)
+        if tied:
+            decoder = decoder - lr * (grad_decoder + grad_encoder)
+            encoder = decoder
+        else:
+            decoder = decoder - lr * grad_decoder
+            encoder = encoder - lr * grad_encoder
+        updates += 1
+        if normalize_every and updates % normalize_every == 0:
+            decoder = decoder / np.linalg.norm(decoder, axis=1, keepdims=True)
+            if tied:
+                encoder = decoder
+    return total, [encoder, encoder_bias, decoder, decoder_bias]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("tied", [False, True])
+def test_epoch_matches_numpy_reference(dtype, activation, tied):
+    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=23, d=7, h=5, seed=3)
+    X.setflags(write=False)
+    X_before = X.copy()
+    order = np.random.default_rng(0).permutation(len(X))
+    shift = X.mean(axis=0)
+    params = [decoder if tied else encoder, encoder_bias, decoder, decoder_bias]
+    expected_loss, expected = reference_epoch(X, order, shift, params, activation, 0.3, 0.05, 4,
+                                              3, tied)
+    loss_sum, n_seen, updates, finite = _kernels.sgd_epoch(
+        gemm_address(dtype), X, order, shift.astype(dtype), *params,
+        ACTIVATION_CODES[activation], WIDTH, 0.3, 0.05, 4, 3, 0,
+    )
+    assert finite and n_seen == 23 and updates == 6
+    np.testing.assert_array_equal(X, X_before)
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(loss_sum, expected_loss, rtol=tol)
+    for got, want in zip(params, expected):
+        assert got.dtype == dtype
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_epoch_reports_divergence_instead_of_continuing():
+    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(n=50)
+    *_, finite = _kernels.sgd_epoch(
+        gemm_address(np.float64), 1e3 * X, np.arange(50), np.zeros(6), encoder, encoder_bias,
+        decoder, decoder_bias, 1, WIDTH, 0.0, 1e4, 1, 0, 0,
+    )
+    assert not finite
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_encode_and_energy_match_numpy(dtype, activation):
+    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=1100, seed=5)
+    code = ACTIVATION_CODES[activation]
+    codes = np.empty((len(X), encoder.shape[0]), dtype)
+    _kernels.encode(gemm_address(dtype), X, encoder, encoder_bias, code, WIDTH, codes)
+    X64 = X.astype(np.float64)
+    expected_codes = activation_function(activation, X64 @ encoder.T.astype(np.float64)
+                                         + encoder_bias, WIDTH)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(codes, expected_codes, rtol=tol, atol=tol)
+    energy = np.empty(len(X), dtype)
+    _kernels.energy(gemm_address(dtype), X, encoder, encoder_bias, decoder, decoder_bias, code,
+                    WIDTH, energy)
+    residual = X64 - (expected_codes @ decoder.astype(np.float64) + decoder_bias)
+    np.testing.assert_allclose(energy, 0.5 * (residual**2).sum(axis=1), rtol=tol * 10, atol=tol)
