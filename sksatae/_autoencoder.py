@@ -2,8 +2,6 @@
 schedule and the epoch loop. The numerical work is in ``_kernels``."""
 
 import math
-import sys
-import time
 import warnings
 from numbers import Integral, Real
 
@@ -16,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _kernels
 from ._blas import gemm_address
 from ._threads import blas_thread_limit
+from ._progress import TrainingProgress
 from .activations import ACTIVATION_CODES, ACTIVATIONS
 
 PAPER_LEARNING_RATE = 0.05
@@ -139,8 +138,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         reproducible results.
 
     verbose : int, default=0
-        0 prints nothing; 1 prints one line per alpha stage; 2 and above print
-        one line per epoch (to standard error).
+        0 prints nothing. 1 shows a progress bar over all epochs with the
+        current stage, alpha and loss (with tqdm, when it is installed; without
+        it, one line per alpha stage). 2 and above print one line per epoch.
+        Everything goes to standard error.
 
     warm_start : bool, default=False
         When True and the estimator is already fitted, ``fit`` starts from the
@@ -410,7 +411,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
         losses, stage_snapshots = [], []
         completed = (params, update_count, 0, 0)  # state after the last finished epoch
-        started = time.perf_counter()
+        progress = TrainingProgress(self.verbose, len(stages), epochs, type(self).__name__)
         try:
             with blas_thread_limit(self.n_threads, batch_size, X.shape[1], self.n_components):
                 for stage_index, stage_alpha in enumerate(stages):
@@ -433,11 +434,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                             )
                         losses.append(loss_sum / n_seen)
                         completed = (_copy(params, tied), update_count, stage_index, epoch + 1)
-                        self._report(2, stage_index, len(stages), stage_alpha, epoch, epochs,
-                                     losses[-1], started)
+                        progress.epoch_done(stage_index, stage_alpha, epoch, losses[-1])
                     stage_snapshots.append(params[2].copy())
-                    self._report(1, stage_index, len(stages), stage_alpha, epochs - 1, epochs,
-                                 losses[-1], started)
         except KeyboardInterrupt:
             params, update_count, stage_index, epochs_done = completed
             if not losses:
@@ -451,6 +449,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 UserWarning,
                 stacklevel=3,
             )
+        finally:
+            progress.close()
         self._commit(params, shift, tied, update_count, learning_rate, losses, stages,
                      stage_snapshots, continuing)
 
@@ -483,16 +483,6 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             self.stage_components_ = snapshots
         elif hasattr(self, "stage_components_"):
             del self.stage_components_
-
-    def _report(self, level, stage_index, n_stages, stage_alpha, epoch, epochs, loss, started):
-        if self.verbose == level or (level == 2 and self.verbose > 2):
-            print(
-                f"[SaturatingAutoEncoder] stage {stage_index + 1}/{n_stages} "
-                f"alpha={stage_alpha:.4g} epoch {epoch + 1}/{epochs} "
-                f"loss={loss:.6g} ({time.perf_counter() - started:.1f}s)",
-                file=sys.stderr,
-                flush=True,
-            )
 
     # ------------------------------------------------------------ inference
 

@@ -204,7 +204,7 @@ def test_partial_fit_one_pass_at_final_alpha(digits):
 
 
 def test_feature_names_and_pandas_output(digits):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
     X, _ = digits
     frame = pd.DataFrame(X, columns=[f"pixel{i}" for i in range(64)])
     model = small_model(max_iter=1).set_output(transform="pandas").fit(frame)
@@ -265,7 +265,7 @@ def test_wrong_number_of_features_at_transform(digits):
 
 
 def test_sparse_input_is_refused():
-    sparse = pytest.importorskip("scipy.sparse")
+    from scipy import sparse
     with pytest.raises(TypeError, match="[Ss]parse"):
         SaturatingAutoEncoder(n_components=2).fit(sparse.random(10, 4, density=0.5, format="csr"))
 
@@ -323,13 +323,21 @@ def test_keyboard_interrupt_keeps_last_completed_epoch(digits, monkeypatch):
     assert np.isfinite(model.transform(X)).all()
 
 
-def test_verbose_zero_is_silent_and_verbose_reports_progress(digits, capsys):
+@pytest.mark.parametrize("tqdm_installed", [True, False])
+def test_verbose_zero_is_silent_and_verbose_reports_progress(digits, capsys, monkeypatch,
+                                                             tqdm_installed):
+    if not tqdm_installed:
+        monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails as if not installed
+    else:
+        import tqdm  # noqa: F401  (a test dependency)
     X, _ = digits
     small_model(max_iter=2, verbose=0).fit(X)
     assert capsys.readouterr().err == ""
     small_model(max_iter=2, alpha=0.1, verbose=1).fit(X)
     err = capsys.readouterr().err
     assert "stage 2/2" in err and "loss=" in err and "alpha=0.1" in err
+    small_model(max_iter=2, alpha=0.1, verbose=2).fit(X)
+    assert capsys.readouterr().err.count("epoch ") == 4
 
 
 # ------------------------------------------------------------- persistence
