@@ -11,17 +11,22 @@ __version__ = "0.1.0"
 _LAZY = {
     "SaturatingAutoEncoder": "._autoencoder",
     "DivergenceError": "._autoencoder",
+    "SATAEOutlierDetector": "._outlier",
 }
+_SUBMODULES = ("activations", "datasets", "plotting")
 
-__all__ = [*_LAZY, "__version__"]
+__all__ = [*_LAZY, *_SUBMODULES, "__version__"]
 
 
 def __getattr__(name):
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__():
