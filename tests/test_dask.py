@@ -13,8 +13,7 @@ import dask.array as da
 from dask_ml.wrappers import Incremental
 from distributed import Client, get_task_stream
 
-from sksatae import SaturatingAutoEncoder
-from sksatae._outlier import SATAEOutlierDetector
+from sksatae import SaturatingAutoEncoder, SATAEOutlierDetector
 
 SMALL = dict(n_components=4, max_iter=3, random_state=0)
 N_SAMPLES, N_FEATURES, BLOCK = 400, 6, 100

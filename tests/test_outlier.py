@@ -7,8 +7,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sksatae import SaturatingAutoEncoder
-from sksatae._outlier import SATAEOutlierDetector
+from sksatae import SaturatingAutoEncoder, SATAEOutlierDetector
 from sksatae.activations import ACTIVATIONS
 
 FAST = dict(n_components=8, max_iter=10, random_state=0)

@@ -19,8 +19,7 @@ import skops.io as skops_io
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sksatae import SaturatingAutoEncoder
-from sksatae._outlier import SATAEOutlierDetector
+from sksatae import SaturatingAutoEncoder, SATAEOutlierDetector
 
 AUTOENCODER = "sksatae._autoencoder.SaturatingAutoEncoder"
 DETECTOR = "sksatae._outlier.SATAEOutlierDetector"
