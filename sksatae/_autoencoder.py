@@ -353,7 +353,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def _resolve_learning_rate(self, X, shift):
         if self.learning_rate != "auto":
             return float(self.learning_rate)
-        squared_norms = ((X - shift.astype(X.dtype)) ** 2).sum(axis=1, dtype=np.float64)
+        squared_norms = _centred_squared_norms(X, shift)
         mean_norm, max_norm = float(squared_norms.mean()), float(squared_norms.max())
         if not mean_norm > 1e-12 * X.shape[1]:
             mean_norm = max_norm = float(X.shape[1])
@@ -614,6 +614,15 @@ def _alpha_schedule(start, stop, step):
         return [0.0, stop] if start is None and stop > 0 else [stop]
     count = math.ceil((stop - first) / step - 1e-9)
     return [round(first + i * step, 12) for i in range(count)] + [stop]
+
+
+def _centred_squared_norms(X, shift, block=4096):
+    """``||x_i - shift||^2`` for every row, in blocks so that X is never copied whole."""
+    out = np.empty(X.shape[0])
+    for start in range(0, X.shape[0], block):
+        centred = X[start:start + block] - shift
+        out[start:start + block] = np.einsum("ij,ij->i", centred, centred)
+    return out
 
 
 def _continued_rng(random_state, salt):
