@@ -112,7 +112,7 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
     n_iter_ : int
         Epochs run in total, over all stages and calls.
 
-    loss_curve_ : ndarray of shape (n_iter_,)
+    loss_curve_ : ndarray of shape (``n_iter_``,)
         Mean per-sample loss of each epoch.
 
     alpha_path_ : ndarray of shape (n_stages,)
@@ -125,7 +125,7 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
     n_features_in_ : int
         Number of features seen during ``fit``.
 
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (``n_features_in_``,)
         Names of features seen during ``fit``, when ``X`` has string column
         names.
 

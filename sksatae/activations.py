@@ -4,13 +4,13 @@ For an activation ``f`` with flat set ``S = {z : f'(z) = 0}``, the
 complementary function is the distance to that set,
 ``f_c(z) = inf_{s in S} |z - s|``:
 
-=============  ==============================  ===========================  =================================
-activation     f(z)                            flat set S                   f_c(z)
-=============  ==============================  ===========================  =================================
-``shrink``     sign(z) max(|z| - lambda, 0)    [-lambda, lambda]            max(|z| - lambda, 0) = |shrink(z)|
-``relu``       max(z, 0)                       (-inf, 0]                    max(z, 0)
-``satlinear``  min(max(z, 0), 1)               (-inf, 0] U [1, inf)         min(z, 1 - z) on (0, 1), else 0
-=============  ==============================  ===========================  =================================
+=============  ================================  ===========================  =======================================
+activation     f(z)                              flat set S                   f_c(z)
+=============  ================================  ===========================  =======================================
+``shrink``     ``sign(z) max(|z| - lambda, 0)``  [-lambda, lambda]            ``max(|z| - lambda, 0) = |shrink(z)|``
+``relu``       ``max(z, 0)``                     (-inf, 0]                    ``max(z, 0)``
+``satlinear``  ``min(max(z, 0), 1)``             (-inf, 0] U [1, inf)         ``min(z, 1 - z)`` on (0, 1), else 0
+=============  ================================  ===========================  =======================================
 
 Subgradients at the kinks: ``f'`` and ``f_c'`` are taken as 0 on the closed
 flat set (``|z| <= lambda`` for shrink, ``z <= 0`` for relu, ``z <= 0`` or
