@@ -1,4 +1,4 @@
-"""Command line: ``python -m sksatae demo``."""
+"""Command line: ``python -m sksatae demo`` and ``python -m sksatae reproduce``."""
 
 import argparse
 import sys
@@ -38,6 +38,15 @@ def demo(args):
         )
 
 
+def reproduce(args):
+    """Run the paper's experiments on bundled data; write figures, metrics.json and report.html."""
+    from .reproduce import run_reproduction
+
+    metrics = run_reproduction(args.out, quick=args.quick, mnist=args.mnist, cifar10=args.cifar10)
+    held = sum(claim["held"] for claim in metrics["claims"])
+    print(f"{held} of {len(metrics['claims'])} claims held; report: {args.out}/report.html")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m sksatae", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +55,16 @@ def main(argv=None):
     demo_parser.add_argument("--alpha", type=float, default=0.1)
     demo_parser.add_argument("--max-iter", type=int, default=30)
     demo_parser.set_defaults(run=demo)
+    reproduce_parser = commands.add_parser("reproduce", help=reproduce.__doc__)
+    reproduce_parser.add_argument("--out", default="reproduce_out",
+                                  help="output folder, overwritten (default: reproduce_out)")
+    reproduce_parser.add_argument("--quick", action="store_true",
+                                  help="smaller experiments, about a minute")
+    reproduce_parser.add_argument("--mnist", default=None, metavar="PATH",
+                                  help="folder with MNIST's IDX files (Figure 4 MNIST panels)")
+    reproduce_parser.add_argument("--cifar10", default=None, metavar="PATH",
+                                  help="folder with CIFAR-10's python batches (Figure 4 CIFAR panels)")
+    reproduce_parser.set_defaults(run=reproduce)
     args = parser.parse_args(argv)
     args.run(args)
     return 0

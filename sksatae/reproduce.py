@@ -1,0 +1,788 @@
+"""Reproduce the experiments of Goroshin & LeCun (2013) on bundled data.
+
+``python -m sksatae reproduce`` runs Figures 1 to 5 of the paper on data that
+ships with the package or is generated (the 2-D spiral of
+:func:`~sksatae.datasets.make_manifold_2d`, natural image patches cut from
+scikit-learn's sample photographs, scikit-learn's digits binarised as a
+stand-in for binary MNIST; MNIST and CIFAR-10 only when their files are given),
+measures the paper's claims as numbers, and writes the figures,
+``metrics.json`` and a self-contained ``report.html`` into one folder.
+
+Every claim is a measured number with a threshold fixed in :data:`CLAIM_THRESHOLDS`;
+``metrics.json`` records the number, the threshold and whether the claim held.
+See ``docs/reproduction.md`` for what was found and why.
+"""
+
+import copy
+import html
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["run_reproduction", "filter_spread", "CLAIM_THRESHOLDS"]
+
+ENERGY_THRESHOLD = 0.01
+"""A point of the 2-D grid is "well reconstructed" when its energy is below this."""
+
+CLAIM_THRESHOLDS = {
+    "contraction_ratio": 0.75,
+    "l1_identity_relative_error": 1e-6,
+    "sparsity_monotone_tolerance": 0.005,
+    "sparsity_total_drop": 0.5,
+    "off_data_ratio_unregularised": 2.0,
+    "off_data_ratio_growth": 1.5,
+    "spread_ratio": 0.85,
+}
+"""The thresholds of the claims (see :func:`run_reproduction` for their use)."""
+
+SETTINGS = {
+    "full": {
+        "seeds": (0, 1, 2),
+        "toy_samples": 200,
+        "toy_epochs": 30,
+        "grid_resolution": 101,
+        "figure2_alphas": (0.0, 0.02, 0.05, 0.1),
+        "figure2_alpha_step": 0.01,
+        "figure2_encoder_scale": 0.1,
+        "figure3_alphas": (0.0, 0.05, 0.1, 0.2),
+        "figure3_alpha_step": 0.05,
+        "patches": 10000,
+        "patch_seeds": (0, 1, 2),
+        "shrink_alphas": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7),
+        "shrink_first_epochs": 60,
+        "shrink_stage_epochs": 40,
+        "satlinear_patches": 5000,
+        "satlinear_components": 300,
+        "satlinear_alphas": (0.0, 0.01, 0.02, 0.05, 0.1),
+        "satlinear_standardised_alphas": (0.0, 0.1, 0.3, 0.5),
+        "satlinear_epochs": 30,
+        "digits_epochs": 30,
+        "external_samples": 10000,
+        "external_epochs": 10,
+    },
+    "quick": {
+        "seeds": (0, 1, 2),
+        "toy_samples": 200,
+        "toy_epochs": 30,
+        "grid_resolution": 61,
+        "figure2_alphas": (0.0, 0.02, 0.05, 0.1),
+        "figure2_alpha_step": 0.01,
+        "figure2_encoder_scale": 0.1,
+        "figure3_alphas": (0.0, 0.05, 0.1, 0.2),
+        "figure3_alpha_step": 0.05,
+        "patches": 10000,
+        "patch_seeds": (0,),
+        "shrink_alphas": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7),
+        "shrink_first_epochs": 60,
+        "shrink_stage_epochs": 40,
+        "satlinear_patches": 2000,
+        "satlinear_components": 300,
+        "satlinear_alphas": (0.0, 0.01, 0.02, 0.05, 0.1),
+        "satlinear_standardised_alphas": (0.0, 0.1, 0.3, 0.5),
+        "satlinear_epochs": 10,
+        "digits_epochs": 10,
+        "external_samples": 2000,
+        "external_epochs": 3,
+    },
+}
+"""Experiment sizes of the full run and of ``--quick``."""
+
+
+# ------------------------------------------------------------------ helpers
+
+
+class _Progress:
+    """One line per step on a stream, with the time since the run started."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.started = time.perf_counter()
+
+    def elapsed(self):
+        return time.perf_counter() - self.started
+
+    def __call__(self, message):
+        if self.stream is not None:
+            print(f"[reproduce {self.elapsed():6.1f}s] {message}", file=self.stream, flush=True)
+
+
+def filter_spread(components, image_shape):
+    """Mean spatial spread of image filters, in squared pixels.
+
+    For one filter ``w`` shown as an image, let ``p = w**2 / sum(w**2)`` be
+    its energy distribution over pixel positions ``(r, c)`` and ``(r0, c0)``
+    the centre of mass of ``p``. The spread of the filter is the
+    energy-weighted spatial variance ``sum p(r, c) ((r - r0)**2 + (c - c0)**2)``:
+    small for a filter whose energy sits in a small blob, largest for one
+    spread evenly over the image (about ``(h**2 + w**2 - 2) / 12``, 23.8 for
+    12x12 tiles, whatever the signs). The return value is its mean over the
+    filters.
+
+    Parameters
+    ----------
+    components : array-like of shape (n_filters, height * width)
+        One filter per row, row-major.
+    image_shape : tuple of two ints
+        ``(height, width)``.
+
+    Returns
+    -------
+    spread : float
+    """
+    filters = np.asarray(components, dtype=np.float64)
+    height, width = image_shape
+    if filters.ndim != 2 or filters.shape[1] != height * width:
+        raise ValueError(
+            f"components must have shape (n_filters, {height * width}) for image_shape "
+            f"{tuple(image_shape)}, got {filters.shape}."
+        )
+    weights = filters.reshape(-1, height, width) ** 2
+    totals = weights.sum(axis=(1, 2), keepdims=True)
+    if np.any(totals == 0):
+        raise ValueError("components has an all-zero filter, whose spread is undefined.")
+    weights = weights / totals
+    rows, cols = np.indices((height, width))
+    row_centre = (weights * rows).sum(axis=(1, 2))[:, None, None]
+    col_centre = (weights * cols).sum(axis=(1, 2))[:, None, None]
+    variance = (weights * ((rows - row_centre) ** 2 + (cols - col_centre) ** 2)).sum(axis=(1, 2))
+    return float(variance.mean())
+
+
+def _grid(resolution):
+    axis = np.linspace(-1.0, 1.0, resolution)
+    xx, yy = np.meshgrid(axis, axis)
+    return np.column_stack([xx.ravel(), yy.ravel()])
+
+
+def _estimator(**params):
+    from . import SaturatingAutoEncoder
+
+    return SaturatingAutoEncoder(**params)
+
+
+def _with_small_encoder(estimator, X, scale):
+    """``estimator`` initialised as usual, then its encoder scaled by ``scale``.
+
+    The estimator has no option for the scale of its initial weights: one
+    epoch with a negligible step gives the initial weights, which are then
+    scaled, and ``warm_start`` continues from them.
+    """
+    init = copy.deepcopy(estimator).set_params(
+        alpha=0.0, alpha_step=None, max_iter=1, learning_rate=1e-12, warm_start=False)
+    init.fit(X)
+    init.encoder_weights_ = init.encoder_weights_ * scale
+    init.set_params(**{key: value for key, value in estimator.get_params().items()
+                       if key in ("alpha", "alpha_step", "max_iter", "learning_rate")})
+    init.set_params(warm_start=True, alpha=0.0)
+    return init.fit(X)
+
+
+def _continue_to(base, alpha, X):
+    """A copy of the fitted ``base`` trained on from its last alpha up to ``alpha``."""
+    model = copy.deepcopy(base)
+    if alpha > 0:
+        model.set_params(warm_start=True, alpha=alpha)
+        model.fit(X)
+    return model
+
+
+def _contraction(sweep, alphas, seeds):
+    """Summarise a sweep: the largest alpha whose data energy stays below the
+    threshold, and the ratio of low-energy fractions there to those at alpha=0."""
+    fraction = np.array([[sweep[a][s]["low_energy_fraction"] for s in seeds] for a in alphas])
+    data_energy = np.array([[sweep[a][s]["data_energy"] for s in seeds] for a in alphas])
+    eligible = [i for i, a in enumerate(alphas) if a > 0 and data_energy[i].mean() < ENERGY_THRESHOLD]
+    summary = {
+        "alphas": list(alphas),
+        "mean_low_energy_fraction": fraction.mean(axis=1).round(4).tolist(),
+        "mean_data_energy": data_energy.mean(axis=1).round(5).tolist(),
+        "per_seed_low_energy_fraction": fraction.round(4).tolist(),
+    }
+    if not eligible:
+        summary.update(alpha=None, ratio=None, every_seed_smaller=False)
+        return summary
+    index = eligible[-1]
+    summary.update(
+        alpha=alphas[index],
+        ratio=float(fraction[index].mean() / fraction[0].mean()),
+        every_seed_smaller=bool(np.all(fraction[index] < fraction[0])),
+        data_energy_at_alpha=float(data_energy[index].mean()),
+    )
+    return summary
+
+
+def _toy_sweep(X, grid, params, alphas, seeds, progress, label, encoder_scale=None):
+    """Fit one model per seed at alpha=0, continue it to every alpha, measure."""
+    sweep, models = {a: {} for a in alphas}, {a: {} for a in alphas}
+    for seed in seeds:
+        estimator = _estimator(random_state=seed, alpha=0.0, **params)
+        if encoder_scale is None:
+            base = estimator.fit(X)
+        else:
+            base = _with_small_encoder(estimator, X, encoder_scale)
+        for alpha in alphas:
+            model = _continue_to(base, alpha, X)
+            grid_energy = model.energy(grid)
+            sweep[alpha][seed] = {
+                "low_energy_fraction": float(np.mean(grid_energy < ENERGY_THRESHOLD)),
+                "data_energy": float(model.energy(X).mean()),
+            }
+            models[alpha][seed] = model
+    progress(f"{label}: {len(seeds)} seeds x {len(alphas)} alphas fitted")
+    return sweep, models
+
+
+# -------------------------------------------------------------- experiments
+
+
+def _figure1(out, plotting, plt, progress):
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6), sharex=True)
+    for column, name in enumerate(("shrink", "relu", "satlinear")):
+        plotting.plot_activation(name, shrink_width=0.5, ax=axes[:, column])
+        axes[0, column].set_title(f"{name}: f")
+        axes[1, column].set_title(f"{name}: f_c (saturation penalty)")
+    fig.suptitle("Figure 1: nonlinearities f (top) and complementary functions f_c (bottom);"
+                 " shrink drawn with width 0.5")
+    fig.tight_layout()
+    fig.savefig(out / "figure1_activations.png", dpi=90)
+    plt.close(fig)
+    progress("Figure 1 drawn")
+
+
+def _sweep_plot(ax, summary, title):
+    alphas = summary["alphas"]
+    per_seed = np.array(summary["per_seed_low_energy_fraction"])
+    for column in range(per_seed.shape[1]):
+        ax.plot(alphas, per_seed[:, column], "o-", color="0.7", lw=1)
+    ax.plot(alphas, summary["mean_low_energy_fraction"], "o-", color="k", lw=2, label="mean of seeds")
+    ax.set_xlabel("alpha")
+    ax.set_ylabel(f"fraction of square with E < {ENERGY_THRESHOLD}")
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+
+
+def _figure2(out, cfg, plotting, plt, progress):
+    from .datasets import make_manifold_2d
+
+    X = make_manifold_2d(cfg["toy_samples"], random_state=0)
+    grid = _grid(cfg["grid_resolution"])
+    alphas, seeds = cfg["figure2_alphas"], cfg["seeds"]
+    params = dict(n_components=10, activation="shrink", alpha_step=cfg["figure2_alpha_step"],
+                  max_iter=cfg["toy_epochs"])
+    results = {}
+    runs = (("small_encoder_init", cfg["figure2_encoder_scale"],
+             f"initial encoder x{cfg['figure2_encoder_scale']:g}"),
+            ("default_init", None, "default initialisation"))
+    fig, axes = plt.subplots(2, len(alphas) + 1, figsize=(3.6 * (len(alphas) + 1), 7))
+    for row, (key, scale, description) in enumerate(runs):
+        sweep, models = _toy_sweep(X, grid, params, alphas, seeds, progress,
+                                   f"Figure 2 shrink, {description}", encoder_scale=scale)
+        summary = _contraction(sweep, alphas, seeds)
+        results[key] = summary
+        for column, alpha in enumerate(alphas):
+            plotting.plot_energy_landscape(
+                models[alpha][seeds[0]], X, resolution=cfg["grid_resolution"], ax=axes[row, column],
+                vmax=0.1, title=f"alpha={alpha:g}, seed {seeds[0]}, {description}")
+        _sweep_plot(axes[row, -1], summary, f"{len(seeds)} seeds, {description}")
+    fig.suptitle("Figure 2: SATAE-shrink, 10 basis vectors; energy E(x) (dark = low, clipped at 0.1)")
+    fig.tight_layout()
+    fig.savefig(out / "figure2_shrink_energy.png", dpi=80)
+    plt.close(fig)
+    return results
+
+
+def _figure3(out, cfg, plotting, plt, progress):
+    from .datasets import make_manifold_2d
+
+    X = make_manifold_2d(cfg["toy_samples"], random_state=0)
+    grid = _grid(cfg["grid_resolution"])
+    alphas, seeds = cfg["figure3_alphas"], cfg["seeds"]
+    params = dict(n_components=2, activation="satlinear", tied_weights=False,
+                  normalize_decoder_every=None, alpha_step=cfg["figure3_alpha_step"],
+                  max_iter=cfg["toy_epochs"])
+    sweep, models = _toy_sweep(X, grid, params, alphas, seeds, progress,
+                               "Figure 3 saturated linear, untied")
+    summary = _contraction(sweep, alphas, seeds)
+    shown = summary["alpha"] if summary["alpha"] is not None else alphas[-1]
+    fig, axes = plt.subplots(2, len(seeds) + 1, figsize=(3.6 * (len(seeds) + 1), 7))
+    for row, alpha in enumerate((0.0, shown)):
+        for column, seed in enumerate(seeds):
+            plotting.plot_energy_landscape(models[alpha][seed], X, resolution=cfg["grid_resolution"],
+                                           ax=axes[row, column], vmax=0.1,
+                                           title=f"alpha={alpha:g}, seed {seed}")
+    _sweep_plot(axes[0, -1], summary, f"{len(seeds)} seeds")
+    axes[1, -1].axis("off")
+    fig.suptitle("Figure 3: SATAE-saturated-linear, 2 untied basis elements (encoder red, "
+                 "decoder green); top: no penalty, bottom: with penalty")
+    fig.tight_layout()
+    fig.savefig(out / "figure3_satlinear_energy.png", dpi=80)
+    plt.close(fig)
+    return summary
+
+
+def _shrink_on_patches(cfg, progress):
+    """Shrink on natural patches, stage by stage, measuring codes after each stage."""
+    from .activations import complementary_function
+    from .datasets import load_natural_patches
+
+    # float32 halves the time of these, the longest fits of the run.
+    X = load_natural_patches(12, cfg["patches"], random_state=0).astype(np.float32)
+    alphas = cfg["shrink_alphas"]
+    total_epochs = cfg["shrink_first_epochs"] + cfg["shrink_stage_epochs"] * (len(alphas) - 1)
+    per_seed, final_models, first_models, control_spreads = [], [], [], []
+    for seed in cfg["patch_seeds"]:
+        model = _estimator(n_components=100, activation="shrink", alpha=0.0, alpha_step=None,
+                           max_iter=cfg["shrink_first_epochs"], random_state=seed)
+        stages = []
+        for index, alpha in enumerate(alphas):
+            if index:
+                model.set_params(warm_start=True, alpha=alpha, max_iter=cfg["shrink_stage_epochs"])
+            model.fit(X)
+            codes = model.transform(X)
+            pre_activation = X @ model.encoder_weights_.T + model.intercept_hidden_
+            penalty = complementary_function("shrink", pre_activation, model.shrink_width).sum()
+            l1 = np.abs(codes).sum()
+            stages.append({
+                "alpha": float(alpha),
+                "nonzero_fraction": float(np.mean(codes != 0)),
+                "spread": filter_spread(model.components_, (12, 12)),
+                "data_energy": float(model.energy(X).mean()),
+                "penalty_sum": float(penalty),
+                "l1_sum": float(l1),
+            })
+            if index == 0:
+                first_models.append(copy.deepcopy(model))
+            progress(f"shrink on {len(X)} patches, seed {seed}: alpha={alpha:g}, non-zero codes "
+                     f"{stages[-1]['nonzero_fraction']:.3f}, spread {stages[-1]['spread']:.2f}")
+        per_seed.append(stages)
+        final_models.append(model)
+        control = _estimator(n_components=100, activation="shrink", alpha=0.0, alpha_step=None,
+                             max_iter=total_epochs, random_state=seed).fit(X)
+        control_spreads.append(filter_spread(control.components_, (12, 12)))
+        progress(f"shrink on patches without penalty for the same {total_epochs} epochs, seed "
+                 f"{seed}: spread {control_spreads[-1]:.2f}")
+    random_filters = np.random.default_rng(0).standard_normal((100, 144))
+    return (per_seed, first_models, final_models, control_spreads,
+            filter_spread(random_filters, (12, 12)))
+
+
+SATLINEAR_DATA_SCALE = 0.1
+"""Pixel standard deviation of the patches given to the saturated-linear model of claim 5.
+
+Tied saturated-linear units are linear only for pre-activations in (0, 1): an
+identity-like basis can hold standardised patches (pixels spread over about
++-3) only in saturation. At this scale the data fits the linear region."""
+
+
+def _satlinear_on_patches(cfg, progress, data_scale, alphas):
+    """Saturated linear on natural patches: reconstruction of data and of random inputs.
+
+    The random inputs are Gaussian with the mean and covariance of the data:
+    off the data (they are not natural patches) but with the same second
+    moments, so a linear auto-encoder reconstructs them exactly as well.
+    """
+    from .datasets import load_natural_patches
+
+    X = data_scale * load_natural_patches(12, cfg["satlinear_patches"], random_state=1)
+    rng = np.random.default_rng(0)
+    mean = X.mean(axis=0)
+    off_data = rng.multivariate_normal(mean, np.cov(X.T), size=len(X))
+    scale = 0.5 * ((X - mean) ** 2).sum(axis=1).mean()
+    model = _estimator(n_components=cfg["satlinear_components"], activation="satlinear",
+                       alpha=0.0, alpha_step=None, max_iter=cfg["satlinear_epochs"],
+                       keep_stage_components=True, random_state=0)
+    stages = []
+    for index, alpha in enumerate(alphas):
+        if index:
+            model.set_params(warm_start=True, alpha=alpha)
+        model.fit(X)
+        data_error = float(model.energy(X).mean() / scale)
+        codes = model.transform(X)
+        saturated = float(np.mean((codes <= 0) | (codes >= 1)))
+        off_error = float(model.energy(off_data).mean() / scale)
+        stages.append({"alpha": float(alpha), "data_relative_energy": data_error,
+                       "off_data_relative_energy": off_error, "ratio": off_error / data_error,
+                       "saturated_code_fraction": saturated})
+        progress(f"saturated linear on {len(X)} patches (pixel std {data_scale:g}): alpha={alpha:g}, relative energy data "
+                 f"{data_error:.3f}, random inputs {off_error:.3f}, saturated codes {saturated:.2f}")
+    return model, stages
+
+
+def _digits(cfg, progress):
+    from .datasets import load_binary_digits
+
+    X, _ = load_binary_digits(return_X_y=True)
+    models = {}
+    for activation, components in (("shrink", 100), ("satlinear", 300)):
+        models[activation] = _estimator(
+            n_components=components, activation=activation, alpha=0.5,
+            max_iter=cfg["digits_epochs"], random_state=0).fit(X)
+        progress(f"{activation} on binary digits fitted")
+    return models
+
+
+def _external(name, path, cfg, progress):
+    """Shrink and saturated linear on MNIST (binarised) or CIFAR-10, if given."""
+    from sklearn.preprocessing import StandardScaler
+
+    from .datasets import load_cifar10, load_mnist
+
+    if name == "mnist":
+        X, _ = load_mnist(path)
+        X = (X > 0.5).astype(np.float64)
+        shape = (28, 28)
+    else:
+        X, _ = load_cifar10(path)
+        shape = (32, 32, 3)
+    X = X[np.random.default_rng(0).permutation(len(X))[: cfg["external_samples"]]]
+    X = StandardScaler().fit_transform(X)
+    models = {}
+    for activation, components in (("shrink", 100), ("satlinear", 300)):
+        models[activation] = _estimator(
+            n_components=components, activation=activation, alpha=0.5,
+            max_iter=cfg["external_epochs"], keep_stage_components=True, random_state=0).fit(X)
+        progress(f"{activation} on {name} ({len(X)} samples) fitted")
+    return models, shape
+
+
+# ------------------------------------------------------------------- claims
+
+
+def _claim(number, figure, statement, measured, threshold, held, details=None):
+    return {"id": number, "figure": figure, "claim": statement, "measured": measured,
+            "threshold": threshold, "held": bool(held), "details": details or {}}
+
+
+def _contracted(summary):
+    ratio = summary["ratio"]
+    return (ratio is not None and ratio <= CLAIM_THRESHOLDS["contraction_ratio"]
+            and summary["every_seed_smaller"])
+
+
+def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear_stages,
+            satlinear_standardised_stages):
+    t = CLAIM_THRESHOLDS
+    claims = []
+    small = fig2["small_encoder_init"]
+    claims.append(_claim(
+        "1", "figure2_shrink_energy.png",
+        "Figure 2 (shrink, 10 basis vectors): the penalty shrinks the well-reconstructed region "
+        "while the data stays well reconstructed.",
+        {"contraction_ratio": small["ratio"], "alpha": small["alpha"],
+         "data_energy": small.get("data_energy_at_alpha")},
+        f"mean fraction of the square with E < {ENERGY_THRESHOLD} at the largest swept alpha whose "
+        f"mean data energy is below {ENERGY_THRESHOLD}, divided by that at alpha=0, <= "
+        f"{t['contraction_ratio']}, and smaller for every seed",
+        _contracted(small),
+        {"small_encoder_init": small},
+    ))
+    default = fig2["default_init"]
+    claims.append(_claim(
+        "1b", "figure2_shrink_energy.png",
+        "Finding: with the estimator's default initialisation (encoder = unit-norm decoder), "
+        "the unregularised shrink model already has a small low-energy region and the "
+        "penalty does not shrink it (see docs/reproduction.md).",
+        {"contraction_ratio": default["ratio"], "alpha": default["alpha"],
+         "unregularised_fraction": default["mean_low_energy_fraction"][0],
+         "small_init_unregularised_fraction": small["mean_low_energy_fraction"][0]},
+        f"contraction ratio > {t['contraction_ratio']} (no clear contraction) and the "
+        "unregularised low-energy fraction below that of the small initialisation",
+        not _contracted(default) and default["mean_low_energy_fraction"][0] < small["mean_low_energy_fraction"][0],
+        {"default_init": default},
+    ))
+    claims.append(_claim(
+        "2", "figure3_satlinear_energy.png",
+        "Figure 3 (saturated linear, 2 untied basis elements, 3 seeds): the penalty shrinks the "
+        "well-reconstructed region.",
+        {"contraction_ratio": fig3["ratio"], "alpha": fig3["alpha"],
+         "data_energy": fig3.get("data_energy_at_alpha")},
+        f"as claim 1: ratio <= {t['contraction_ratio']} and smaller for every seed",
+        _contracted(fig3),
+        {"sweep": fig3},
+    ))
+    worst = max(abs(s["penalty_sum"] - s["l1_sum"]) / max(s["l1_sum"], 1e-300)
+                for stages in shrink_stages for s in stages if s["alpha"] > 0)
+    claims.append(_claim(
+        "3", "-",
+        "Section 3.2: for shrink, the saturation penalty of the codes is their L1 norm "
+        "(sum f_c(z) = sum |h|).",
+        {"max_relative_difference": worst},
+        f"relative difference <= {t['l1_identity_relative_error']:g} at every stage",
+        worst <= t["l1_identity_relative_error"],
+    ))
+    nonzero = np.array([[s["nonzero_fraction"] for s in stages] for stages in shrink_stages])
+    mean_nonzero = nonzero.mean(axis=0)
+    steps = np.diff(mean_nonzero)
+    claims.append(_claim(
+        "4", "figure4_patches.png",
+        "Section 3.4: the fraction of non-zero codes falls as alpha rises along the schedule "
+        "(shrink, natural patches).",
+        {"mean_nonzero_fraction_by_alpha": mean_nonzero.round(4).tolist(),
+         "largest_rise": float(steps.max()),
+         "final_over_first_regularised": float(mean_nonzero[-1] / mean_nonzero[1])},
+        f"no rise larger than {t['sparsity_monotone_tolerance']} from one stage to the next, and "
+        f"the last stage at most {t['sparsity_total_drop']} x the alpha=0 stage",
+        steps.max() <= t["sparsity_monotone_tolerance"]
+        and mean_nonzero[-1] <= t["sparsity_total_drop"] * mean_nonzero[0],
+        {"alphas": [s["alpha"] for s in shrink_stages[0]], "per_seed": nonzero.round(4).tolist()},
+    ))
+    unreg, reg = satlinear_stages[0], satlinear_stages[1:]
+    best = max(reg, key=lambda s: s["ratio"])
+    claims.append(_claim(
+        "5", "figure4_patches.png",
+        "Section 3.3: unregularised saturated linear reconstructs random off-data inputs almost "
+        f"as well as data; with the penalty it does not (patches at pixel std "
+        f"{SATLINEAR_DATA_SCALE:g}, where the data fits the linear region).",
+        {"unregularised_ratio": unreg["ratio"], "best_regularised_ratio": best["ratio"],
+         "at_alpha": best["alpha"]},
+        f"relative energy of random inputs (Gaussian with the data's covariance) over that of "
+        f"the data: <= {t['off_data_ratio_unregularised']} without the penalty, and at least "
+        f"{t['off_data_ratio_growth']} x larger at some swept alpha",
+        unreg["ratio"] <= t["off_data_ratio_unregularised"]
+        and best["ratio"] >= t["off_data_ratio_growth"] * unreg["ratio"],
+        {"stages": satlinear_stages},
+    ))
+    standardised = satlinear_standardised_stages[0]
+    claims.append(_claim(
+        "5b", "-",
+        "Finding: on standardised patches (pixel std 1) the unregularised tied saturated-linear "
+        "model cannot be identity-like: most codes are saturated already at alpha=0, so it "
+        "reconstructs the random inputs clearly worse than the data even without the penalty.",
+        {"unregularised_ratio": standardised["ratio"],
+         "unregularised_saturated_fraction": standardised["saturated_code_fraction"]},
+        f"ratio > {t['off_data_ratio_unregularised']} and more than half of the codes "
+        "saturated at alpha=0",
+        standardised["ratio"] > t["off_data_ratio_unregularised"]
+        and standardised["saturated_code_fraction"] > 0.5,
+        {"stages": satlinear_standardised_stages},
+    ))
+    spread_first = float(np.mean(control_spreads))
+    spread_last = float(np.mean([stages[-1]["spread"] for stages in shrink_stages]))
+    claims.append(_claim(
+        "6", "figure4_patches.png",
+        "Section 3.2: shrink filters on natural patches become localised with the penalty.",
+        {"spread_without_penalty": spread_first, "spread_with_penalty": spread_last,
+         "spread_random_filters": random_spread,
+         "ratio_to_unregularised": spread_last / spread_first,
+         "ratio_to_random": spread_last / random_spread},
+        f"spread with the penalty <= {t['spread_ratio']} x the spread without it and <= "
+        f"{t['spread_ratio']} x that of random filters (spread: see filter_spread)",
+        spread_last <= t["spread_ratio"] * spread_first
+        and spread_last <= t["spread_ratio"] * random_spread,
+    ))
+    return claims
+
+
+# ------------------------------------------------------------------ figures
+
+
+def _figure4(out, patches_first, patches_final, satlinear, digits, shrink_alpha, satlinear_alpha,
+             plotting, plt):
+    fig, axes = plt.subplots(2, 3, figsize=(14, 9.5))
+    plotting.plot_components(patches_first, (12, 12), ax=axes[0, 0],
+                             title="(c) shrink, natural patches, alpha=0")
+    plotting.plot_components(patches_final, (12, 12), ax=axes[0, 1],
+                             title=f"(c) shrink, natural patches, alpha={shrink_alpha:g}")
+    plotting.plot_components(satlinear, (12, 12), ax=axes[0, 2],
+                             title=f"(d) saturated linear, natural patches, alpha={satlinear_alpha:g}")
+    plotting.plot_components(digits["shrink"], (8, 8), ax=axes[1, 0],
+                             title="(a) shrink, binary digits, alpha=0.5")
+    plotting.plot_components(digits["satlinear"], (8, 8), ax=axes[1, 1],
+                             title="(b) saturated linear, binary digits, alpha=0.5")
+    axes[1, 2].axis("off")
+    fig.suptitle("Figure 4: decoder basis elements (each tile scaled on its own; gray = 0)")
+    fig.tight_layout()
+    fig.savefig(out / "figure4_patches.png", dpi=80)
+    plt.close(fig)
+
+
+def _figure5(out, model, plotting, plt, name="figure5_alpha_path.png", image_shape=(12, 12)):
+    stages = model.stage_components_
+    change = np.abs(stages[-1] - stages[0]).sum(axis=1)
+    chosen = np.argsort(change)[::-1][:2]
+    n_stages = stages.shape[0]
+    fig, axes = plt.subplots(2, n_stages, figsize=(1.6 * n_stages, 3.8), squeeze=False)
+    for row, index in enumerate(chosen):
+        plotting.plot_alpha_path(model, int(index), image_shape, ax=axes[row])
+    fig.suptitle("Figure 5: two saturated-linear filters as alpha grows "
+                 f"({', '.join(f'{a:g}' for a in model.alpha_path_)}), warm-started stage by stage",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=90)
+    plt.close(fig)
+
+
+def _write_report(out, metrics):
+    rows = []
+    for claim in metrics["claims"]:
+        measured = ", ".join(f"{key} = {_fmt(value)}" for key, value in claim["measured"].items())
+        image = (f'<img src="{html.escape(claim["figure"])}" width="480">'
+                 if claim["figure"].endswith(".png") else "")
+        verdict = "held" if claim["held"] else "did not hold"
+        colour = "#1a7f37" if claim["held"] else "#b42318"
+        rows.append(
+            f"<tr><td>{html.escape(claim['id'])}</td><td>{html.escape(claim['claim'])}</td>"
+            f"<td>{html.escape(measured)}</td><td>{html.escape(claim['threshold'])}</td>"
+            f"<td style='color:{colour};font-weight:bold'>{verdict}</td><td>{image}</td></tr>"
+        )
+    figures = "".join(
+        f'<h2>{html.escape(name)}</h2><img src="{html.escape(name)}" style="max-width:100%">'
+        for name in metrics["figures"]
+    )
+    skipped = "".join(f"<li>{html.escape(line)}</li>" for line in metrics["skipped"])
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>sksatae: reproduction of Goroshin &amp; LeCun (2013)</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:6px;vertical-align:top;font-size:14px}}</style></head>
+<body><h1>Saturating Auto-Encoders: reproduction on bundled data</h1>
+<p>Mode: {html.escape(metrics['mode'])}; run time {metrics['runtime_s']:.1f} s.
+Claims held: {sum(c['held'] for c in metrics['claims'])} of {len(metrics['claims'])}.
+Numbers are in <a href="metrics.json">metrics.json</a>.</p>
+<table><tr><th>#</th><th>Claim</th><th>Measured</th><th>Threshold</th><th>Outcome</th><th>Figure</th></tr>
+{''.join(rows)}</table>
+<h2>Skipped</h2><ul>{skipped or '<li>nothing</li>'}</ul>
+{figures}
+</body></html>
+"""
+    (out / "report.html").write_text(page, encoding="utf-8")
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_fmt(v) for v in value) + "]"
+    return str(value)
+
+
+# --------------------------------------------------------------------- main
+
+
+def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=None,
+                     stream=sys.stderr):
+    """Run the paper's experiments, write figures, ``metrics.json`` and ``report.html``.
+
+    Claims measured (thresholds in :data:`CLAIM_THRESHOLDS`):
+
+    1. Figure 2: shrink, 10 basis vectors on the 2-D spiral, swept over alpha
+       with 3 seeds. The fraction of the ``[-1, 1]^2`` grid with energy below
+       0.01, at the largest swept alpha whose mean data energy stays below
+       0.01, over the same fraction at alpha=0. 1b records the same with the
+       estimator's default initialisation, which does not contract.
+    2. Figure 3: the same for saturated linear with 2 untied basis elements.
+    3. Shrink on natural patches: ``sum f_c(z)`` equals ``sum |h|``.
+    4. The fraction of non-zero shrink codes along the alpha schedule.
+    5. Saturated linear on natural patches: relative reconstruction energy of
+       random inputs with the data's covariance over that of the data.
+    6. The spatial spread (:func:`filter_spread`) of shrink filters with and
+       without the penalty, and of random filters.
+
+    Parameters
+    ----------
+    out : str or path-like, default="reproduce_out"
+        Output folder, created if needed; files in it are overwritten.
+    quick : bool, default=False
+        Smaller experiments (about a minute instead of several).
+    mnist, cifar10 : str or path-like, default=None
+        Folders holding MNIST's IDX files and CIFAR-10's python batches; their
+        Figure 4 panels are skipped when not given.
+    stream : file-like or None, default=sys.stderr
+        Where progress lines go; None is silent.
+
+    Returns
+    -------
+    metrics : dict
+        What ``metrics.json`` holds.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import plotting
+
+    cfg = SETTINGS["quick" if quick else "full"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    progress = _Progress(stream)
+    progress(f"writing into {out.resolve()} ({'quick' if quick else 'full'} run)")
+
+    _figure1(out, plotting, plt, progress)
+    fig2 = _figure2(out, cfg, plotting, plt, progress)
+    fig3 = _figure3(out, cfg, plotting, plt, progress)
+    shrink_stages, first_models, final_models, control_spreads, random_spread = \
+        _shrink_on_patches(cfg, progress)
+    satlinear_model, satlinear_stages = _satlinear_on_patches(
+        cfg, progress, SATLINEAR_DATA_SCALE, cfg["satlinear_alphas"])
+    _, satlinear_standardised_stages = _satlinear_on_patches(
+        cfg, progress, 1.0, cfg["satlinear_standardised_alphas"])
+    digits = _digits(cfg, progress)
+    _figure4(out, first_models[0], final_models[0], satlinear_model, digits,
+             cfg["shrink_alphas"][-1], cfg["satlinear_alphas"][-1], plotting, plt)
+    _figure5(out, satlinear_model, plotting, plt)
+    progress("Figures 4 and 5 drawn")
+    figures = ["figure1_activations.png", "figure2_shrink_energy.png",
+               "figure3_satlinear_energy.png", "figure4_patches.png", "figure5_alpha_path.png"]
+
+    skipped = []
+    for name, path, shape_note in (("mnist", mnist, "MNIST"), ("cifar10", cifar10, "CIFAR-10")):
+        if path is None:
+            skipped.append(f"Figure 4 {shape_note} panels: no --{name} folder given (nothing is "
+                           "downloaded; binary digits and natural patches stand in).")
+            progress(skipped[-1])
+            continue
+        models, shape = _external(name, path, cfg, progress)
+        fig, axes = plt.subplots(1, 2, figsize=(12, 6))
+        for ax, (activation, model) in zip(axes, models.items()):
+            plotting.plot_components(model, shape, ax=ax, title=f"{activation}, {shape_note}, alpha=0.5",
+                                     channel_order="first" if name == "cifar10" else "last")
+        fig.tight_layout()
+        fig.savefig(out / f"figure4_{name}.png", dpi=80)
+        plt.close(fig)
+        figures.append(f"figure4_{name}.png")
+        if name == "cifar10":
+            _figure5(out, models["satlinear"], plotting, plt, "figure5_cifar10.png", (32, 32, 3))
+            figures.append("figure5_cifar10.png")
+
+    claims = _claims(fig2, fig3, shrink_stages, control_spreads, random_spread,
+                     satlinear_stages, satlinear_standardised_stages)
+    metrics = {
+        "mode": "quick" if quick else "full",
+        "settings": {key: list(value) if isinstance(value, tuple) else value
+                     for key, value in cfg.items()},
+        "energy_threshold": ENERGY_THRESHOLD,
+        "thresholds": CLAIM_THRESHOLDS,
+        "claims": claims,
+        "experiments": {
+            "figure2": fig2,
+            "figure3": fig3,
+            "shrink_patches_stages": shrink_stages,
+            "satlinear_patches_stages": satlinear_stages,
+            "satlinear_standardised_patches_stages": satlinear_standardised_stages,
+            "random_filter_spread": random_spread,
+            "unregularised_control_spreads": control_spreads,
+        },
+        "figures": figures,
+        "skipped": skipped,
+        "runtime_s": progress.elapsed(),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default),
+                                      encoding="utf-8")
+    _write_report(out, metrics)
+    for claim in claims:
+        progress(f"claim {claim['id']}: {'held' if claim['held'] else 'DID NOT HOLD'} "
+                 f"({_fmt(list(claim['measured'].values()))})")
+    progress(f"done: {out / 'report.html'}")
+    return metrics
+
+
+def _json_default(value):
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, np.bool_):
+        return bool(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
