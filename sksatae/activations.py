@@ -67,7 +67,7 @@ def complementary_function(activation, z, shrink_width=0.1):
         return np.maximum(np.abs(z) - shrink_width, 0)
     if activation == "relu":
         return np.maximum(z, 0)
-    return np.where((z > 0) & (z < 1), np.minimum(z, 1 - z), 0 * z)
+    return np.where((z > 0) & (z < 1), np.minimum(z, 1 - z), 0.0)
 
 
 def activation_derivative(activation, z, shrink_width=0.1):
