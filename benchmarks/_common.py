@@ -1,0 +1,138 @@
+"""Helpers shared by the benchmark scripts.
+
+Import this module first: ``scrub_blas_environment()`` must run before NumPy
+is imported, because OpenBLAS reads its tuning variables when it is loaded.
+"""
+
+import datetime
+import os
+import platform
+import sys
+import time
+
+BLAS_TUNING_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+"""OpenBLAS overrides that would make the numbers describe another machine."""
+
+
+def scrub_blas_environment():
+    """Re-execute this script without the OpenBLAS overrides, if any is set."""
+    if "numpy" in sys.modules:
+        raise RuntimeError("scrub_blas_environment() must run before numpy is imported")
+    if any(name in os.environ for name in BLAS_TUNING_VARIABLES):
+        environment = {k: v for k, v in os.environ.items() if k not in BLAS_TUNING_VARIABLES}
+        os.execve(sys.executable, [sys.executable, *sys.argv], environment)
+
+
+def cpu_model():
+    """The CPU's model name, from /proc/cpuinfo where there is one."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment_report(extra_modules=()):
+    """Date, machine, library versions and the BLAS thread pools, as a dict."""
+    import numba
+    import numpy
+    import scipy
+    import sklearn
+    from threadpoolctl import threadpool_info
+
+    import sksatae
+
+    versions = {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "numba": numba.__version__,
+        "scikit-learn": sklearn.__version__,
+        "sksatae": sksatae.__version__,
+    }
+    for name in extra_modules:
+        try:
+            module = __import__(name)
+            versions[name] = module.__version__
+        except ImportError:
+            versions[name] = "not installed"
+    pools = [
+        {key: info.get(key) for key in
+         ("user_api", "internal_api", "prefix", "version", "threading_layer", "architecture",
+          "num_threads", "filepath")}
+        for info in threadpool_info()
+    ]
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "versions": versions,
+        "threadpools": pools,
+    }
+
+
+def print_environment(report, file=sys.stdout):
+    """Print ``environment_report()`` as a short markdown list."""
+    versions = ", ".join(f"{k} {v}" for k, v in report["versions"].items())
+    print(f"- date: {report['date']}", file=file)
+    print(f"- CPU: {report['cpu']} ({report['logical_cpus']} logical CPUs), "
+          f"load average at start {tuple(round(x, 2) for x in report['load_average'] or ())}",
+          file=file)
+    print(f"- versions: {versions}", file=file)
+    for pool in report["threadpools"]:
+        library = os.path.basename(pool["filepath"] or "")
+        print(f"- {pool['user_api']}: {pool['internal_api']} {pool['version']} "
+              f"({library}, threading layer {pool.get('threading_layer')}, "
+              f"architecture {pool.get('architecture')}, {pool['num_threads']} threads)",
+              file=file)
+
+
+def measure(function):
+    """Run ``function()`` once; return ``(wall_seconds, cpu_seconds)``.
+
+    CPU time is the whole process's, so on a machine shared with other jobs it
+    measures the work of a single-threaded run without the time spent waiting
+    for a core.
+    """
+    cpu_start, wall_start = time.process_time(), time.perf_counter()
+    function()
+    return time.perf_counter() - wall_start, time.process_time() - cpu_start
+
+
+def markdown_table(header, rows):
+    """Lines of a markdown table; cells are converted with ``str``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def compiled_gemm_floor():
+    """A compiled loop of the five GEMMs of one SGD step per minibatch, and nothing else.
+
+    It calls the same BLAS routine as the estimator's kernels, through the same
+    entry point, so it is the floor an epoch can approach. Returns
+    ``floor(address, X, encoder, decoder, batch_size, codes, residual, grad, step)``.
+    """
+    import numba
+
+    from sksatae._blas import gemm
+
+    @numba.njit(nogil=True)
+    def gemm_floor(address, X, encoder, decoder, batch_size, codes, residual, grad, step):
+        n_samples = X.shape[0]
+        for start in range(0, n_samples, batch_size):
+            size = min(batch_size, n_samples - start)
+            xb = X[start:start + size]
+            zb, rb, gb = codes[:size], residual[:size], grad[:size]
+            gemm(address, 1.0, xb, False, encoder, True, 0.0, zb)  # Z = Xb We^T
+            gemm(address, 1.0, zb, False, decoder, False, 0.0, rb)  # Xr = H Wd^T
+            gemm(address, -step, zb, True, rb, False, 1.0, decoder)  # Wd -= step R^T H
+            gemm(address, 1.0, rb, False, decoder, True, 0.0, gb)  # dH = R Wd
+            gemm(address, -step, gb, True, xb, False, 1.0, encoder)  # We -= step dZ^T Xb
+
+    return gemm_floor

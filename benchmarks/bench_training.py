@@ -1,0 +1,519 @@
+"""Training speed: one SGD epoch of SaturatingAutoEncoder against its BLAS floor,
+PyTorch (autograd and hand-written gradients) and scikit-learn's MLPRegressor.
+
+Run from the repository root::
+
+    python benchmarks/bench_training.py --quick
+    python benchmarks/bench_training.py --json training.json
+
+Every competitor trains the same model on the same data: ``d`` inputs, ``h``
+shrink units with untied weights, loss ``1/2 ||x - G(x)||^2 + alpha |h|_1``
+averaged over the minibatch, plain SGD with the estimator's step, samples
+visited in a new random order each epoch and the decoder's basis elements
+re-projected to unit norm every 10 updates (the estimator's defaults). The
+BLAS floor is the five matrix products of each SGD step and nothing else
+(see ``_common.compiled_gemm_floor``). MLPRegressor fits ``X`` to ``X`` with
+one ReLU hidden layer of the same size, plain SGD (no momentum): the closest
+scikit-learn model. Methods are measured in turn inside each repeat (ours,
+floor, torch, ..., ours, floor, torch, ...), so load on the machine hits them
+alike, and the best of the repeats is kept.
+
+Clocks: with one thread the process's CPU time is used (on a shared machine it
+excludes time spent waiting for a core, so it is the cost of the work); with
+more threads, wall-clock time. ``--clock`` overrides this.
+"""
+
+import _common
+
+_common.scrub_blas_environment()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from sksatae import SaturatingAutoEncoder  # noqa: E402
+from sksatae._blas import gemm_address  # noqa: E402
+
+SHAPES = [(144, 100), (784, 300), (3072, 300)]
+"""(n_features, n_components): 12x12 patches, MNIST, CIFAR-10 sized inputs."""
+
+ALPHA = 0.1
+SHRINK_WIDTH = 0.1
+NORMALIZE_EVERY = 10
+METHODS = ["ours", "floor", "floor_py", "torch", "torch_manual", "mlp"]
+
+
+def batch_sizes_for(n_features, quick):
+    sizes = [16, 128, 1024] if not quick else [16, 1024]
+    return ([1] if n_features == SHAPES[0][0] else []) + sizes
+
+
+# ----------------------------------------------------------------- methods
+
+
+class Ours:
+    """``fit`` of the estimator: one epoch at a fixed alpha (``max_iter=1``)."""
+
+    def __init__(self, X, n_components, batch_size):
+        self.model = SaturatingAutoEncoder(
+            n_components, alpha=ALPHA, alpha_step=None, max_iter=1, batch_size=batch_size,
+            shrink_width=SHRINK_WIDTH, shuffle=True, random_state=0)
+        self.model.fit(X[: max(batch_size * 3, 64)])  # compile (or load from cache)
+        self.X = X
+
+    def prepare(self, n_samples):
+        self.data = self.X[:n_samples]
+
+    def run(self):
+        self.model.fit(self.data)
+
+
+class GemmFloor:
+    """The five GEMMs of each SGD step, compiled, through the same BLAS entry point."""
+
+    _compiled = None
+
+    def __init__(self, X, n_components, batch_size):
+        if GemmFloor._compiled is None:
+            GemmFloor._compiled = _common.compiled_gemm_floor()
+        rng = np.random.default_rng(0)
+        dtype, n_features = X.dtype, X.shape[1]
+        self.address = gemm_address(dtype)
+        # A tiny nonzero step keeps the weights at their initial scale (no
+        # growth, no denormals), while BLAS still does the full update.
+        self.step = 1e-7
+        self.encoder = (0.1 * rng.standard_normal((n_components, n_features))).astype(dtype)
+        self.decoder = self.encoder.copy()
+        self.buffers = [np.empty((batch_size, size), dtype)
+                        for size in (n_components, n_features, n_components)]
+        self.X, self.batch_size = X, batch_size
+        self.prepare(min(len(X), 2 * batch_size))
+        self.run()
+
+    def prepare(self, n_samples):
+        self.data = self.X[:n_samples]
+
+    def run(self):
+        GemmFloor._compiled(self.address, self.data, self.encoder, self.decoder,
+                            self.batch_size, *self.buffers, self.step)
+
+
+class GemmFloorPython:
+    """The same five GEMMs from Python, as scipy.linalg.blas calls writing in place."""
+
+    def __init__(self, X, n_components, batch_size):
+        from scipy.linalg import blas
+
+        floor = GemmFloor(X, n_components, batch_size)
+        self.gemm = blas.sgemm if X.dtype == np.float32 else blas.dgemm
+        self.encoder, self.decoder, self.buffers = floor.encoder, floor.decoder, floor.buffers
+        self.X, self.batch_size, self.step = X, batch_size, floor.step
+
+    def prepare(self, n_samples):
+        self.data = self.X[:n_samples]
+
+    def run(self):
+        # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: pass
+        # the transposed (Fortran-ordered) views and swap the operands.
+        gemm, step, encoder, decoder = self.gemm, self.step, self.encoder, self.decoder
+        codes, residual, grad = self.buffers
+        X, batch_size = self.data, self.batch_size
+        for start in range(0, len(X), batch_size):
+            xb = X[start:start + batch_size]
+            size = len(xb)
+            zb, rb, gb = codes[:size], residual[:size], grad[:size]
+            gemm(1.0, encoder.T, xb.T, 0.0, zb.T, trans_a=1, overwrite_c=1)
+            gemm(1.0, decoder.T, zb.T, 0.0, rb.T, overwrite_c=1)
+            gemm(-step, rb.T, zb.T, 1.0, decoder.T, trans_b=1, overwrite_c=1)
+            gemm(1.0, decoder.T, rb.T, 0.0, gb.T, trans_a=1, overwrite_c=1)
+            gemm(-step, xb.T, gb.T, 1.0, encoder.T, trans_b=1, overwrite_c=1)
+
+
+class TorchAutograd:
+    """PyTorch as usually written: nn.Module of two nn.Linear, autograd, optim.SGD."""
+
+    def __init__(self, X, n_components, batch_size, learning_rate):
+        import torch
+        from torch import nn
+
+        class SaturatingAutoEncoderModule(nn.Module):
+            def __init__(self, n_features, n_components):
+                super().__init__()
+                self.encoder = nn.Linear(n_features, n_components)
+                self.decoder = nn.Linear(n_components, n_features)
+
+            def forward(self, x):
+                codes = nn.functional.softshrink(self.encoder(x), SHRINK_WIDTH)
+                return self.decoder(codes), codes
+
+        torch.manual_seed(0)
+        self.torch = torch
+        self.module = SaturatingAutoEncoderModule(X.shape[1], n_components).to(
+            torch.float32 if X.dtype == np.float32 else torch.float64)
+        self.optimizer = torch.optim.SGD(self.module.parameters(), lr=learning_rate)
+        self.X_all = torch.from_numpy(X)
+        self.batch_size = batch_size
+        self.prepare(min(len(X), 3 * batch_size))
+        self.run()
+
+    def prepare(self, n_samples):
+        self.X = self.X_all[:n_samples]
+
+    def run(self):
+        torch, module, optimizer = self.torch, self.module, self.optimizer
+        order = torch.randperm(len(self.X))
+        total = torch.zeros(())
+        for update, start in enumerate(range(0, len(self.X), self.batch_size), start=1):
+            xb = self.X[order[start:start + self.batch_size]]
+            reconstruction, codes = module(xb)
+            loss = (0.5 * ((reconstruction - xb) ** 2).sum(dim=1).mean()
+                    + ALPHA * codes.abs().sum(dim=1).mean())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.detach()
+            if update % NORMALIZE_EVERY == 0:
+                with torch.no_grad():
+                    weight = module.decoder.weight  # (n_features, n_components)
+                    weight /= weight.norm(dim=0, keepdim=True)
+        return float(total)
+
+
+class TorchManual:
+    """PyTorch with hand-written gradients and preallocated buffers (mm with out=, addmm_)."""
+
+    def __init__(self, X, n_components, batch_size, learning_rate):
+        import torch
+
+        torch.manual_seed(0)
+        self.torch = torch
+        dtype = torch.float32 if X.dtype == np.float32 else torch.float64
+        n_features = X.shape[1]
+        bound = 1.0 / math.sqrt(n_features)
+        self.encoder = torch.empty(n_components, n_features, dtype=dtype).uniform_(-bound, bound)
+        self.encoder_bias = torch.zeros(n_components, dtype=dtype)
+        self.decoder = torch.empty(n_features, n_components, dtype=dtype).uniform_(
+            -1 / math.sqrt(n_components), 1 / math.sqrt(n_components))
+        self.decoder_bias = torch.zeros(n_features, dtype=dtype)
+        self.pre = torch.empty(batch_size, n_components, dtype=dtype)
+        self.codes = torch.empty(batch_size, n_components, dtype=dtype)
+        self.residual = torch.empty(batch_size, n_features, dtype=dtype)
+        self.grad_hidden = torch.empty(batch_size, n_components, dtype=dtype)
+        self.learning_rate = learning_rate
+        self.X_all = torch.from_numpy(X)
+        self.batch_size = batch_size
+        self.prepare(min(len(X), 3 * batch_size))
+        self.run()
+
+    def prepare(self, n_samples):
+        self.X = self.X_all[:n_samples]
+
+    def run(self):
+        torch = self.torch
+        order = torch.randperm(len(self.X))
+        total = torch.zeros((), dtype=torch.float64)
+        encoder, encoder_bias = self.encoder, self.encoder_bias
+        decoder, decoder_bias = self.decoder, self.decoder_bias
+        for update, start in enumerate(range(0, len(self.X), self.batch_size), start=1):
+            xb = self.X[order[start:start + self.batch_size]]
+            size = len(xb)
+            step = self.learning_rate / size
+            pre, codes = self.pre[:size], self.codes[:size]
+            residual, grad_hidden = self.residual[:size], self.grad_hidden[:size]
+            torch.addmm(encoder_bias, xb, encoder.t(), out=pre)
+            codes.copy_(torch.nn.functional.softshrink(pre, SHRINK_WIDTH))
+            torch.addmm(decoder_bias, codes, decoder.t(), out=residual)
+            residual -= xb
+            total += 0.5 * residual.square().sum() + ALPHA * codes.abs().sum()
+            torch.mm(residual, decoder, out=grad_hidden)
+            decoder.addmm_(residual.t(), codes, alpha=-step)
+            decoder_bias.sub_(residual.sum(dim=0), alpha=step)
+            # dL/dz = dL/dh f'(z) + alpha f_c'(z); for the shrink, f'(z) = |sign(h)|
+            # and f_c'(z) = sign(h).
+            sign = codes.sign()
+            grad_hidden.mul_(sign.abs()).add_(sign, alpha=ALPHA)
+            encoder.addmm_(grad_hidden.t(), xb, alpha=-step)
+            encoder_bias.sub_(grad_hidden.sum(dim=0), alpha=step)
+            if update % NORMALIZE_EVERY == 0:
+                decoder /= decoder.norm(dim=0, keepdim=True)
+        return float(total)
+
+
+class MLP:
+    """scikit-learn's MLPRegressor fitted X -> X, one epoch of plain SGD."""
+
+    def __init__(self, X, n_components, batch_size, learning_rate):
+        from sklearn.neural_network import MLPRegressor
+
+        self.model = MLPRegressor(
+            hidden_layer_sizes=(n_components,), activation="relu", solver="sgd",
+            batch_size=batch_size, learning_rate_init=min(learning_rate, 1e-3), momentum=0.0,
+            alpha=0.0, shuffle=True, random_state=0)
+        self.X = X
+        warm = X[: min(len(X), 3 * batch_size)]
+        self.model.partial_fit(warm, warm)
+
+    def prepare(self, n_samples):
+        self.data = self.X[:n_samples]
+
+    def run(self):
+        self.model.partial_fit(self.data, self.data)
+
+
+# ----------------------------------------------------------------- driver
+
+
+def torch_available():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def set_torch_threads(n_threads):
+    if torch_available():
+        import torch
+
+        torch.set_num_threads(n_threads)
+
+
+def calibrate(method, batch_size, n_max, target_seconds, clock_index):
+    """Number of samples (a multiple of ``batch_size``, >= 3 batches) for a run of about target."""
+    n_samples = min(n_max, max(3 * batch_size, 256 // batch_size * batch_size))
+    while True:
+        method.prepare(n_samples)
+        seconds = _common.measure(method.run)[clock_index]
+        if seconds > target_seconds / 4 or n_samples >= n_max:
+            break
+        n_samples = min(n_max, n_samples * 4)
+    per_sample = seconds / n_samples
+    wanted = int(target_seconds / max(per_sample, 1e-12))
+    return max(3 * batch_size, min(n_max, wanted) // batch_size * batch_size)
+
+
+def bench_configuration(n_features, n_components, batch_size, dtype, threads, args, rng):
+    """Best time per sample of each method, for each thread count."""
+    n_max = max(3 * batch_size, min(args.max_samples, int(args.max_bytes / (n_features * 8))))
+    X = rng.standard_normal((n_max, n_features)).astype(dtype)
+    has_torch = torch_available()
+    methods = {}
+    with threadpool_limits(limits=1, user_api="blas"):
+        set_torch_threads(1)
+        methods["ours"] = Ours(X, n_components, batch_size)
+        learning_rate = methods["ours"].model.learning_rate_
+        methods["floor"] = GemmFloor(X, n_components, batch_size)
+        methods["floor_py"] = GemmFloorPython(X, n_components, batch_size)
+        if has_torch:
+            methods["torch"] = TorchAutograd(X, n_components, batch_size, learning_rate)
+            methods["torch_manual"] = TorchManual(X, n_components, batch_size, learning_rate)
+        if not args.no_mlp:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                methods["mlp"] = MLP(X, n_components, batch_size, learning_rate)
+        # One sample count per method, from single-threaded runs; ours and the
+        # floor share one so that their ratio compares identical work.
+        sizes = {}
+        for name, method in methods.items():
+            if name == "floor":
+                continue
+            sizes[name] = calibrate(method, batch_size, n_max, args.target, 1)
+        sizes["floor"] = sizes["ours"]
+
+    times = {t: {name: [] for name in methods} for t in threads}
+    for _ in range(args.repeats):
+        for n_threads in threads:
+            with threadpool_limits(limits=n_threads, user_api="blas"):
+                set_torch_threads(n_threads)
+                for name, method in methods.items():
+                    method.prepare(sizes[name])
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")  # MLP's ConvergenceWarning
+                        wall, cpu = _common.measure(method.run)
+                    times[n_threads][name].append((wall / sizes[name], cpu / sizes[name]))
+    return times, sizes, learning_rate
+
+
+def summarise(samples, clock):
+    """Best and median seconds per sample for a list of (wall, cpu) per-sample times."""
+    values = [pair[0 if clock == "wall" else 1] for pair in samples]
+    return min(values), statistics.median(values)
+
+
+def fmt_rate(seconds_per_sample):
+    rate = 1.0 / seconds_per_sample
+    if rate >= 1e6:
+        return f"{rate / 1e6:.2f}M"
+    if rate >= 1e3:
+        return f"{rate / 1e3:.1f}k"
+    return f"{rate:.0f}"
+
+
+def fmt_ratio(value):
+    return "-" if value is None else f"{value:.2f}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer batch sizes, repeats and shorter runs (about 2 minutes)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
+    parser.add_argument("--shapes", nargs="+", default=None,
+                        help="n_features:n_components pairs (default: 144:100 784:300 3072:300)")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--target", type=float, default=None,
+                        help="seconds of one measured run of each method")
+    parser.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto")
+    parser.add_argument("--no-mlp", action="store_true", help="skip MLPRegressor")
+    parser.add_argument("--max-samples", type=int, default=200_000)
+    parser.add_argument("--max-bytes", type=float, default=150e6)
+    parser.add_argument("--json", help="write the raw results to this file")
+    args = parser.parse_args(argv)
+    args.repeats = args.repeats or (3 if args.quick else 7)
+    args.target = args.target or (0.05 if args.quick else 0.2)
+    shapes = ([tuple(int(v) for v in s.split(":")) for s in args.shapes]
+              if args.shapes else SHAPES)
+    has_torch = torch_available()
+
+    environment = _common.environment_report(extra_modules=["torch", "threadpoolctl"])
+    print("# sksatae training benchmark: one epoch\n")
+    _common.print_environment(environment)
+    print(f"- command: python benchmarks/bench_training.py {' '.join(sys.argv[1:])}")
+    print(f"- repeats {args.repeats}, about {args.target:g} s per run; clock: {args.clock} "
+          "(auto: CPU time with 1 thread, wall time with more)\n", flush=True)
+
+    rng = np.random.default_rng(0)
+    results = []
+    for n_features, n_components in shapes:
+        for batch_size in args.batch_sizes or batch_sizes_for(n_features, args.quick):
+            for dtype_name in args.dtypes:
+                times, sizes, learning_rate = bench_configuration(
+                    n_features, n_components, batch_size, np.dtype(dtype_name), args.threads,
+                    args, rng)
+                for n_threads in args.threads:
+                    clock = args.clock if args.clock != "auto" else (
+                        "cpu" if n_threads == 1 else "wall")
+                    row = {"n_features": n_features, "n_components": n_components,
+                           "batch_size": batch_size, "dtype": dtype_name,
+                           "threads": n_threads, "clock": clock, "n_samples": sizes,
+                           "learning_rate": learning_rate, "raw": times[n_threads]}
+                    for name, samples in times[n_threads].items():
+                        row[name] = summarise(samples, clock)
+                    results.append(row)
+                    print(f"  d={n_features} h={n_components} batch={batch_size} {dtype_name} "
+                          f"threads={n_threads}: ours/floor {row['ours'][0] / row['floor'][0]:.3f}",
+                          file=sys.stderr, flush=True)
+
+    # ------------------------------------------------------------ tables
+    header = ["d", "h", "batch", "dtype", "threads", "clock", "ours samples/s", "floor samples/s",
+              "ours/floor (time)", "ours/floor-py", "PyTorch/ours", "PyTorch-manual/ours",
+              "MLP/ours"]
+    rows = []
+    for row in results:
+        ours = row["ours"][0]
+
+        def slower(name):
+            return row[name][0] / ours if name in row else None
+
+        rows.append([
+            row["n_features"], row["n_components"], row["batch_size"], row["dtype"],
+            row["threads"], row["clock"], fmt_rate(ours), fmt_rate(row["floor"][0]),
+            fmt_ratio(ours / row["floor"][0]), fmt_ratio(ours / row["floor_py"][0]),
+            fmt_ratio(slower("torch")), fmt_ratio(slower("torch_manual")), fmt_ratio(slower("mlp")),
+        ])
+    print("\n## Samples per second and time ratios (best of the repeats)\n")
+    print(_common.markdown_table(header, rows))
+    if not has_torch:
+        print("\nPyTorch columns: skipped: torch not installed")
+    if args.no_mlp:
+        print("\nMLP column: skipped (--no-mlp)")
+
+    thread_rows = []
+    if 1 in args.threads and len(args.threads) > 1:
+        by_key = {(r["n_features"], r["batch_size"], r["dtype"], r["threads"]): r for r in results}
+        for (d, b, dt, t), row in by_key.items():
+            if t == 1:
+                continue
+            single = by_key[(d, b, dt, 1)]
+            # Wall against wall: both runs were interleaved in the same loop.
+            ratio = summarise(row["raw"]["ours"], "wall")[0] / summarise(
+                single["raw"]["ours"], "wall")[0]
+            floor_ratio = summarise(row["raw"]["floor"], "wall")[0] / summarise(
+                single["raw"]["floor"], "wall")[0]
+            thread_rows.append([d, row["n_components"], b, dt, t, f"{ratio:.2f}",
+                                f"{floor_ratio:.2f}"])
+        print("\n## More threads against one (wall-clock time ratio; < 1 means faster)\n")
+        print(_common.markdown_table(
+            ["d", "h", "batch", "dtype", "threads", "ours n/1", "floor n/1"], thread_rows))
+
+    print("\n## Targets\n")
+    for line in check_targets(results, has_torch, thread_rows):
+        print(line)
+
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"environment": environment, "args": vars(args), "results": results},
+                      out, indent=1)
+        print(f"\nraw results written to {args.json}")
+    return 0
+
+
+def check_targets(results, has_torch, thread_rows):
+    """One line per target: held or not, with the worst ratio that decides it."""
+    lines = []
+
+    def report(name, ratios, limit, higher_is_better=False):
+        if not ratios:
+            lines.append(f"- {name}: not measured")
+            return
+        worst = min(ratios) if higher_is_better else max(ratios)
+        worst_row = ratios[worst]
+        held = worst >= limit if higher_is_better else worst <= limit
+        lines.append(f"- {name}: {'HELD' if held else 'NOT HELD'} "
+                     f"(worst {worst:.2f} at {worst_row}; target "
+                     f"{'>=' if higher_is_better else '<='} {limit:g})")
+
+    def key(row):
+        return (f"d={row['n_features']} batch={row['batch_size']} {row['dtype']} "
+                f"{row['threads']} thread(s)")
+
+    floor_ratios = {r["ours"][0] / r["floor"][0]: key(r) for r in results if r["batch_size"] >= 16}
+    report("epoch within 1.15x of the BLAS floor at batch >= 16", floor_ratios, 1.15)
+    single = {r["ours"][0] / r["floor"][0]: key(r) for r in results if r["batch_size"] == 1}
+    report("epoch within 1.2x of the BLAS floor at batch 1", single, 1.2)
+    if has_torch:
+        def speedups(select):
+            return {r["torch"][0] / r["ours"][0]: key(r) for r in results if select(r)}
+
+        small = SHAPES[0][0]
+        report("vs PyTorch autograd, d=144: >= 50x at batch 1",
+               speedups(lambda r: r["n_features"] == small and r["batch_size"] == 1), 50, True)
+        report("vs PyTorch autograd, d=144: >= 8x at batch <= 16",
+               speedups(lambda r: r["n_features"] == small and r["batch_size"] <= 16), 8, True)
+        report("vs PyTorch autograd, larger shapes: >= 1.8x at batch 16",
+               speedups(lambda r: r["n_features"] != small and r["batch_size"] == 16), 1.8, True)
+        report("vs PyTorch autograd, larger shapes: >= 1.2x at batch >= 128",
+               speedups(lambda r: r["n_features"] != small and r["batch_size"] >= 128), 1.2, True)
+        report("never slower than PyTorch autograd or hand-written PyTorch",
+               {min(r["torch"][0], r["torch_manual"][0]) / r["ours"][0]: key(r)
+                for r in results}, 1.0, True)
+    else:
+        lines.append("- PyTorch targets: skipped: torch not installed")
+    threads = {float(row[5]): f"d={row[0]} batch={row[2]} {row[3]} {row[4]} threads"
+               for row in thread_rows}
+    # Where both runs use one thread the ratio is pure noise: allow 5% for it.
+    report("more threads never slower than one (ours, wall time ratio, 5% noise margin)",
+           threads, 1.05)
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())
