@@ -1,0 +1,167 @@
+"""Start-up cost: import time, and how much of the first fit is compilation.
+
+Run from the repository root::
+
+    python benchmarks/bench_startup.py --quick
+
+Each measurement runs in a fresh Python process. The compiled kernels are
+cached on disk by numba; ``NUMBA_CACHE_DIR`` is pointed at a new, empty folder
+for the cold case and at the folder that run filled for the warm case, so the
+cache that normal use keeps (``sksatae/__pycache__``) is neither read nor
+changed. Compilation is the first fit's time minus a second, identical fit in
+the same process. Times are reported as both wall-clock and CPU time of the
+child; on a shared machine the CPU time is the steadier of the two.
+"""
+
+import _common
+
+_common.scrub_blas_environment()
+
+import argparse  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+
+IMPORT_PROBE = """
+import time
+wall, cpu = time.perf_counter(), time.process_time()
+{statement}
+print(time.perf_counter() - wall, time.process_time() - cpu)
+"""
+
+FIT_PROBE = """
+import time
+import numpy as np
+
+def timed(function):
+    wall, cpu = time.perf_counter(), time.process_time()
+    function()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+from sksatae import SaturatingAutoEncoder
+X = np.random.default_rng(0).standard_normal((2000, 64)).astype({dtype})
+def fit():
+    model.fit(X)
+def infer():
+    model.transform(X)
+    model.score_samples(X)
+model = SaturatingAutoEncoder(32, alpha=0.1, alpha_step=None, max_iter=1, random_state=0)
+first_fit = timed(fit)
+first_infer = timed(infer)
+second_fit = timed(fit)
+second_infer = timed(infer)
+print(*first_fit, *second_fit, *first_infer, *second_infer)
+"""
+
+STATEMENTS = {
+    "import sksatae": "import sksatae",
+    "from sksatae import SaturatingAutoEncoder": "from sksatae import SaturatingAutoEncoder",
+    "import sklearn.base, numba (baseline)": "import sklearn.base, numba",
+}
+
+
+def run_child(code, environment):
+    output = subprocess.run([sys.executable, "-c", code], env=environment, check=True,
+                            capture_output=True, text=True).stdout
+    return [float(value) for value in output.split()]
+
+
+def child_environment(cache_dir=None):
+    environment = dict(os.environ)
+    environment.pop("SKSATAE_NUMBA_CACHE", None)
+    if cache_dir is not None:
+        environment["NUMBA_CACHE_DIR"] = cache_dir
+    return environment
+
+
+def best_and_median(values):
+    return min(values), statistics.median(values)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--json", help="write the raw results to this file")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 7)
+
+    environment = _common.environment_report()
+    print("# sksatae start-up benchmark\n")
+    _common.print_environment(environment)
+    print(f"- command: python benchmarks/bench_startup.py {' '.join(sys.argv[1:])}")
+    print(f"- {repeats} fresh processes per measurement\n", flush=True)
+
+    results = {"imports": {}, "fits": {}}
+    # Imports: warm the file-system cache once, then interleave the statements.
+    for statement in STATEMENTS.values():
+        run_child(IMPORT_PROBE.format(statement=statement), child_environment())
+    samples = {name: [] for name in STATEMENTS}
+    for _ in range(repeats):
+        for name, statement in STATEMENTS.items():
+            samples[name].append(run_child(IMPORT_PROBE.format(statement=statement),
+                                           child_environment()))
+    rows = []
+    baseline_cpu = best_and_median([s[1] for s in samples["import sklearn.base, numba (baseline)"]])
+    for name, values in samples.items():
+        wall, cpu = best_and_median([v[0] for v in values]), best_and_median([v[1] for v in values])
+        results["imports"][name] = {"wall": [v[0] for v in values],
+                                    "cpu": [v[1] for v in values]}
+        # ``import sksatae`` loads neither scikit-learn nor numba: nothing to subtract.
+        added = f"{cpu[0] - baseline_cpu[0]:.4f}" if name.startswith("from") else "-"
+        rows.append([name, f"{wall[0]:.4f}", f"{wall[1]:.4f}", f"{cpu[0]:.4f}", added])
+    print("## Import time (seconds, best and median of the processes)\n")
+    print(_common.markdown_table(
+        ["statement", "wall best", "wall median", "CPU best", "CPU added to the baseline"], rows))
+
+    fit_rows = []
+    for dtype in ("np.float64", "np.float32"):
+        cold, warm = [], []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory(prefix="sksatae-numba-cache-") as cache_dir:
+                cold.append(run_child(FIT_PROBE.format(dtype=dtype), child_environment(cache_dir)))
+                cached = glob.glob(os.path.join(cache_dir, "**", "*.nb[ic]"), recursive=True)
+                if not cached:
+                    raise RuntimeError(f"numba wrote no cache files under {cache_dir}")
+                warm.append(run_child(FIT_PROBE.format(dtype=dtype), child_environment(cache_dir)))
+        results["fits"][dtype] = {"cold": cold, "warm": warm, "cache_files": len(cached)}
+        for label, runs in (("cold cache", cold), ("warm cache", warm)):
+            # columns of a run: first fit wall, cpu; second fit wall, cpu; first
+            # inference wall, cpu; second inference wall, cpu
+            first_fit = best_and_median([r[1] for r in runs])[0]
+            second_fit = best_and_median([r[3] for r in runs])[0]
+            first_infer = best_and_median([r[5] for r in runs])[0]
+            second_infer = best_and_median([r[7] for r in runs])[0]
+            fit_rows.append([
+                dtype.replace("np.", ""), label, f"{best_and_median([r[0] for r in runs])[0]:.3f}",
+                f"{first_fit:.3f}", f"{second_fit:.3f}", f"{first_fit - second_fit:.3f}",
+                f"{first_infer - second_infer:.3f}",
+            ])
+    print("\n## First fit in a fresh process (seconds; best of the processes)\n")
+    print("Fit of 2000 x 64 samples, 32 units, one epoch; then transform + score_samples.\n")
+    print(_common.markdown_table(
+        ["dtype", "numba cache", "first fit wall", "first fit CPU", "second fit CPU",
+         "compile in fit (CPU)", "compile in transform + score_samples (CPU)"], fit_rows))
+
+    print("\n## Targets\n")
+    import_cpu = best_and_median([s[1] for s in samples["import sksatae"]])[0]
+    print(f"- import sksatae <= 0.5 s: {'HELD' if import_cpu <= 0.5 else 'NOT HELD'} "
+          f"({import_cpu:.4f} s CPU)")
+    for label, index, limit in (("cold", 0, 5.0), ("warm", 1, 0.5)):
+        worst = max(float(row[5]) + float(row[6]) for row in fit_rows[index::2])
+        print(f"- {label} cache: first fit + first transform/score compile <= {limit:g} s: "
+              f"{'HELD' if worst <= limit else 'NOT HELD'} (worst {worst:.3f} s CPU)")
+
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"environment": environment, "results": results}, out, indent=1)
+        print(f"\nraw results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
