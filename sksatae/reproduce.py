@@ -51,7 +51,7 @@ SETTINGS = {
         "figure3_alpha_step": 0.05,
         "patches": 10000,
         "patch_seeds": (0, 1, 2),
-        "shrink_alphas": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7),
+        "shrink_alphas": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
         "shrink_first_epochs": 60,
         "shrink_stage_epochs": 40,
         "satlinear_patches": 5000,
@@ -60,8 +60,8 @@ SETTINGS = {
         "satlinear_standardised_alphas": (0.0, 0.1, 0.3, 0.5),
         "satlinear_epochs": 30,
         "digits_epochs": 30,
-        "external_samples": 10000,
-        "external_epochs": 10,
+        "external_samples": 5000,
+        "external_epochs": 5,
     },
     "quick": {
         "seeds": (0, 1, 2),
@@ -75,7 +75,7 @@ SETTINGS = {
         "figure3_alpha_step": 0.05,
         "patches": 10000,
         "patch_seeds": (0,),
-        "shrink_alphas": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7),
+        "shrink_alphas": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
         "shrink_first_epochs": 60,
         "shrink_stage_epochs": 40,
         "satlinear_patches": 2000,
@@ -286,7 +286,7 @@ def _figure2(out, cfg, plotting, plt, progress):
         for column, alpha in enumerate(alphas):
             plotting.plot_energy_landscape(
                 models[alpha][seeds[0]], X, resolution=cfg["grid_resolution"], ax=axes[row, column],
-                vmax=0.1, title=f"alpha={alpha:g}, seed {seeds[0]}, {description}")
+                vmax=0.1, title=f"alpha={alpha:g}, seed {seeds[0]}\n{description}")
         _sweep_plot(axes[row, -1], summary, f"{len(seeds)} seeds, {description}")
     fig.suptitle("Figure 2: SATAE-shrink, 10 basis vectors; energy E(x) (dark = low, clipped at 0.1)")
     fig.tight_layout()
@@ -329,8 +329,7 @@ def _shrink_on_patches(cfg, progress):
     from .activations import complementary_function
     from .datasets import load_natural_patches
 
-    # float32 halves the time of these, the longest fits of the run.
-    X = load_natural_patches(12, cfg["patches"], random_state=0).astype(np.float32)
+    X = load_natural_patches(12, cfg["patches"], random_state=0)
     alphas = cfg["shrink_alphas"]
     total_epochs = cfg["shrink_first_epochs"] + cfg["shrink_stage_epochs"] * (len(alphas) - 1)
     per_seed, final_models, first_models, control_spreads = [], [], [], []
@@ -441,9 +440,9 @@ def _external(name, path, cfg, progress):
     X = X[np.random.default_rng(0).permutation(len(X))[: cfg["external_samples"]]]
     X = StandardScaler().fit_transform(X)
     models = {}
-    for activation, components in (("shrink", 100), ("satlinear", 300)):
+    for activation in ("shrink", "satlinear"):
         models[activation] = _estimator(
-            n_components=components, activation=activation, alpha=0.5,
+            n_components=100, activation=activation, alpha=0.5,
             max_iter=cfg["external_epochs"], keep_stage_components=True, random_state=0).fit(X)
         progress(f"{activation} on {name} ({len(X)} samples) fitted")
     return models, shape
@@ -587,8 +586,12 @@ def _figure4(out, patches_first, patches_final, satlinear, digits, shrink_alpha,
                              title="(c) shrink, natural patches, alpha=0")
     plotting.plot_components(patches_final, (12, 12), ax=axes[0, 1],
                              title=f"(c) shrink, natural patches, alpha={shrink_alpha:g}")
-    plotting.plot_components(satlinear, (12, 12), ax=axes[0, 2],
-                             title=f"(d) saturated linear, natural patches, alpha={satlinear_alpha:g}")
+    stages = satlinear.stage_components_
+    most_changed = np.argsort(np.abs(stages[-1] - stages[0]).sum(axis=1))[::-1]
+    plotting.plot_components(satlinear, (12, 12), ax=axes[0, 2], order=most_changed,
+                             title=f"(d) saturated linear, patches at pixel std "
+                                   f"{SATLINEAR_DATA_SCALE:g}, alpha={satlinear_alpha:g}\n"
+                                   f"(100 of {len(most_changed)}, most changed by the penalty first)")
     plotting.plot_components(digits["shrink"], (8, 8), ax=axes[1, 0],
                              title="(a) shrink, binary digits, alpha=0.5")
     plotting.plot_components(digits["satlinear"], (8, 8), ax=axes[1, 1],
@@ -740,7 +743,9 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
         for ax, (activation, model) in zip(axes, models.items()):
             plotting.plot_components(model, shape, ax=ax, title=f"{activation}, {shape_note}, alpha=0.5",
                                      channel_order="first" if name == "cifar10" else "last")
-        fig.tight_layout()
+        fig.suptitle(f"Figure 4: decoder basis elements learned on {shape_note} "
+                     f"({len(models['shrink'].alpha_path_)} alpha stages)")
+        fig.tight_layout(rect=(0, 0, 1, 0.94))
         fig.savefig(out / f"figure4_{name}.png", dpi=80)
         plt.close(fig)
         figures.append(f"figure4_{name}.png")
