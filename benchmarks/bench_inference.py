@@ -1,0 +1,210 @@
+"""Inference speed and the memory of fit.
+
+Run from the repository root::
+
+    python benchmarks/bench_inference.py --quick
+
+``transform`` is one matrix product and an elementwise activation, so it is
+compared with the product alone: ``X @ W^e.T`` written into a preallocated
+output by the same BLAS routine the estimator calls (SciPy's ``?gemm``).
+``score_samples`` needs two products (encode, then decode); it is compared
+with those two products, and with one for reference. Methods are measured in
+turn inside each repeat; the best of the repeats is kept (CPU time, one BLAS
+thread by default).
+
+Peak memory of ``fit`` is measured in a fresh process per case: the process
+imports everything, compiles the kernels on a tiny fit, builds ``X``, reads its
+peak resident memory (``VmHWM``, first reset to the current resident size
+through ``/proc/self/clear_refs``), fits, and reads it again. The increase is
+reported in units of ``X``'s size. ``tracemalloc`` is not used because it does
+not see memory that compiled kernels allocate.
+"""
+
+import _common
+
+_common.scrub_blas_environment()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from sksatae import SaturatingAutoEncoder  # noqa: E402
+
+SHAPES = [(144, 100), (784, 300), (3072, 300)]
+
+MEMORY_PROBE = """
+import numpy as np
+from sksatae import SaturatingAutoEncoder
+
+def peak_bytes():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+def make_model():
+    return SaturatingAutoEncoder({n_components}, alpha=0.1, alpha_step=None, max_iter=1,
+                                 batch_size=128, learning_rate={learning_rate}, random_state=0)
+
+rng = np.random.default_rng(0)
+small = rng.standard_normal((256, {n_features}))
+make_model().fit(small.astype({dtype}))  # compile, and load everything fit needs
+# Filled in blocks, so that building X leaves no temporary of X's size behind.
+X = np.empty(({n_samples}, {n_features}), dtype={stored}, order="{order}")
+for start in range(0, X.shape[0], 1000):
+    block = X[start:start + 1000]
+    values = rng.standard_normal(block.shape)
+    block[...] = np.rint(3 * values) if X.dtype.kind == "i" else values
+# Reset the peak to the current resident size (Linux >= 4.0), so that what
+# imports and compilation allocated and freed earlier does not hide fit's peak.
+with open("/proc/self/clear_refs", "w") as clear_refs:
+    clear_refs.write("5")
+before = peak_bytes()
+make_model().fit(X)
+print(X.nbytes, before, peak_bytes())
+"""
+
+MEMORY_CASES = [
+    # label, stored dtype, working dtype, memory order, learning_rate
+    ("float64, C order", "np.float64", "np.float64", "C", "'auto'"),
+    ("float32, C order", "np.float32", "np.float32", "C", "'auto'"),
+    ("float64, C order, fixed learning_rate", "np.float64", "np.float64", "C", "0.001"),
+    ("float64, Fortran order (one conversion)", "np.float64", "np.float64", "F", "'auto'"),
+    ("int64 (one conversion to float64)", "np.int64", "np.float64", "C", "'auto'"),
+]
+
+
+def bench_throughput(n_features, n_components, dtype, repeats, n_samples, rng):
+    from scipy.linalg import blas
+
+    gemm = blas.sgemm if dtype == np.float32 else blas.dgemm
+    X = rng.standard_normal((n_samples, n_features)).astype(dtype)
+    model = SaturatingAutoEncoder(n_components, alpha=0.1, alpha_step=None, max_iter=1,
+                                  batch_size=128, random_state=0).fit(X[:2048])
+    encoder, decoder = model.encoder_weights_, model.components_
+    codes = np.empty((n_samples, n_components), dtype)
+    recon = np.empty((n_samples, n_features), dtype)
+
+    def one_gemm():
+        # Row-major codes = X @ encoder.T is column-major codes.T = encoder @ X.T.
+        gemm(1.0, encoder.T, X.T, 0.0, codes.T, trans_a=1, overwrite_c=1)
+
+    def two_gemms():
+        one_gemm()
+        gemm(1.0, decoder.T, codes.T, 0.0, recon.T, overwrite_c=1)
+
+    methods = {"transform": lambda: model.transform(X),
+               "score_samples": lambda: model.score_samples(X),
+               "one GEMM": one_gemm, "two GEMMs": two_gemms}
+    for method in methods.values():
+        method()
+    times = {name: [] for name in methods}
+    for _ in range(repeats):
+        for name, method in methods.items():
+            times[name].append(_common.measure(method))
+    return times
+
+
+def memory_case(n_samples, n_features, n_components, stored, working, order, learning_rate):
+    code = MEMORY_PROBE.format(n_samples=n_samples, n_features=n_features,
+                               n_components=n_components, stored=stored, dtype=working,
+                               order=order, learning_rate=learning_rate)
+    output = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                            text=True).stdout
+    x_bytes, before, after = (int(value) for value in output.split())
+    return x_bytes, before, after
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller data")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default=None,
+                        help="default: cpu with one thread, wall with more")
+    parser.add_argument("--json", help="write the raw results to this file")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 9)
+    clock = args.clock or ("cpu" if args.threads == 1 else "wall")
+    clock_index = 0 if clock == "wall" else 1
+
+    environment = _common.environment_report()
+    print("# sksatae inference and memory benchmark\n")
+    _common.print_environment(environment)
+    print(f"- command: python benchmarks/bench_inference.py {' '.join(sys.argv[1:])}")
+    print(f"- {repeats} repeats, {args.threads} BLAS thread(s), clock: {clock}\n", flush=True)
+
+    rng = np.random.default_rng(0)
+    results = {"throughput": [], "memory": []}
+    rows = []
+    worst_transform, worst_score = 0.0, 0.0
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        for n_features, n_components in SHAPES:
+            n_samples = int((2e8 if args.quick else 8e8) / (n_features * n_components))
+            for dtype in (np.float32, np.float64):
+                times = bench_throughput(n_features, n_components, dtype, repeats, n_samples, rng)
+                best = {name: min(t[clock_index] for t in values) for name, values in times.items()}
+                results["throughput"].append({
+                    "n_features": n_features, "n_components": n_components,
+                    "dtype": np.dtype(dtype).name, "n_samples": n_samples, "raw": times})
+                transform_ratio = best["transform"] / best["one GEMM"]
+                score_ratio = best["score_samples"] / best["two GEMMs"]
+                worst_transform = max(worst_transform, transform_ratio)
+                worst_score = max(worst_score, score_ratio)
+                rows.append([
+                    n_features, n_components, np.dtype(dtype).name, n_samples,
+                    f"{n_samples / best['transform'] / 1e3:.0f}k",
+                    f"{transform_ratio:.2f}",
+                    f"{n_samples / best['score_samples'] / 1e3:.0f}k",
+                    f"{score_ratio:.2f}",
+                    f"{best['score_samples'] / best['one GEMM']:.2f}",
+                ])
+                print(f"  d={n_features} {np.dtype(dtype).name} done", file=sys.stderr, flush=True)
+    print("## Throughput (samples per second) and time ratios (best of the repeats)\n")
+    print(_common.markdown_table(
+        ["d", "h", "dtype", "n_samples", "transform samples/s", "transform / one GEMM",
+         "score_samples samples/s", "score_samples / its two GEMMs",
+         "score_samples / one GEMM"], rows))
+
+    n_samples, n_features, n_components = (40_000 if args.quick else 100_000), 256, 64
+    memory_rows = []
+    worst_native = 0.0
+    for label, stored, working, order, learning_rate in MEMORY_CASES:
+        x_bytes, before, after = memory_case(n_samples, n_features, n_components, stored,
+                                             working, order, learning_rate)
+        working_bytes = n_samples * n_features * np.dtype(working.replace("np.", "")).itemsize
+        extra = (after - before) / working_bytes
+        if stored == working and order == "C":
+            worst_native = max(worst_native, extra)
+        results["memory"].append({"case": label, "x_bytes": x_bytes, "working_bytes": working_bytes,
+                                  "peak_before": before, "peak_after": after})
+        memory_rows.append([label, f"{x_bytes / 2**20:.0f}", f"{(after - before) / 2**20:.0f}",
+                            f"{extra:.2f}"])
+    print(f"\n## Peak memory of fit ({n_samples} x {n_features} samples, {n_components} units)\n")
+    print(_common.markdown_table(
+        ["X", "X (MiB)", "fit's peak increase (MiB)", "increase / X in the working dtype"],
+        memory_rows))
+
+    print("\n## Targets\n")
+    print(f"- transform within 1.2x of one GEMM: "
+          f"{'HELD' if worst_transform <= 1.2 else 'NOT HELD'} (worst {worst_transform:.2f})")
+    print(f"- score_samples within 1.2x of its GEMMs: "
+          f"{'HELD' if worst_score <= 1.2 else 'NOT HELD'} (worst {worst_score:.2f})")
+    print(f"- fit on float C-ordered X copies nothing of X's size (increase < 0.5 X): "
+          f"{'HELD' if worst_native < 0.5 else 'NOT HELD'} (worst {worst_native:.2f} X)")
+
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"environment": environment, "results": results}, out, indent=1)
+        print(f"\nraw results written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
