@@ -469,8 +469,9 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
     small = fig2["small_encoder_init"]
     claims.append(_claim(
         "1", "figure2_shrink_energy.png",
-        "Figure 2 (shrink, 10 basis vectors): the penalty shrinks the well-reconstructed region "
-        "while the data stays well reconstructed.",
+        "Figure 2 (shrink, 10 basis vectors, initial encoder scaled by "
+        f"{SETTINGS['full']['figure2_encoder_scale']:g}): the penalty shrinks the "
+        "well-reconstructed region while the data stays well reconstructed.",
         {"contraction_ratio": small["ratio"], "alpha": small["alpha"],
          "data_energy": small.get("data_energy_at_alpha")},
         f"mean fraction of the square with E < {ENERGY_THRESHOLD} at the largest swept alpha whose "
@@ -679,10 +680,13 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
     2. Figure 3: the same for saturated linear with 2 untied basis elements.
     3. Shrink on natural patches: ``sum f_c(z)`` equals ``sum |h|``.
     4. The fraction of non-zero shrink codes along the alpha schedule.
-    5. Saturated linear on natural patches: relative reconstruction energy of
-       random inputs with the data's covariance over that of the data.
-    6. The spatial spread (:func:`filter_spread`) of shrink filters with and
-       without the penalty, and of random filters.
+    5. Saturated linear on natural patches scaled to pixel standard deviation
+       :data:`SATLINEAR_DATA_SCALE`: relative reconstruction energy of random
+       inputs with the data's covariance over that of the data. 5b records
+       the same on standardised patches, where most codes saturate already
+       without the penalty.
+    6. The spatial spread (:func:`filter_spread`) of shrink filters with the
+       penalty, of filters trained as long without it, and of random filters.
 
     Parameters
     ----------
