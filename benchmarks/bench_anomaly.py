@@ -20,7 +20,7 @@ method, and minus the reconstruction error for PCA and PyOD's AutoEncoder.
 Usage::
 
     python benchmarks/bench_anomaly.py            # full run (about 10 min)
-    python benchmarks/bench_anomaly.py --quick    # under a minute
+    python benchmarks/bench_anomaly.py --quick    # a minute or two
 """
 
 import argparse
