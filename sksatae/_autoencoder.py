@@ -23,6 +23,9 @@ PAPER_LEARNING_RATE = 0.05
 _LINEAR_SCALING_CAP = 10
 """Batch size beyond which the "auto" step stops growing (see ``learning_rate``)."""
 
+_PAPER_SAMPLES_PER_PROJECTION = 10
+"""The paper re-projects the decoder every 10 per-sample SGD updates."""
+
 _MAX_SAMPLE_STEP = 0.5
 """Bound on ``step * ||x - mean||^2`` for any one sample's share of an "auto" step."""
 
@@ -112,11 +115,23 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Project the decoder basis elements (rows of ``components_``) to unit
         norm after every this many SGD updates, which removes the scale
         ambiguity between encoder and decoder under an L1-type penalty.
-        ``"auto"`` is 10 for untied weights and None (never) for tied ones: the
-        paper re-projects its untied shrink and rectified-linear models and not
-        its tied saturated-linear ones. Tied weights have no such ambiguity
+        ``"auto"`` re-projects untied weights every ``max(1, round(10 /
+        batch_size))`` updates, which is every 10 samples as in the paper (its
+        SGD updates were per sample; letting minibatches drift for 10 updates
+        between projections makes SGD unstable at large ``alpha``), and never
+        re-projects tied ones: the paper re-projects its untied shrink and
+        rectified-linear models and not its tied saturated-linear ones. Tied weights have no such ambiguity
         (scaling them changes the reconstruction), and re-projecting an
         over-complete tied basis fights the reconstruction term.
+
+    init_scale : float, default=1.0
+        Norm of each initial encoder row. Both bases start from the same random
+        unit-norm directions (the encoder as a copy of the decoder basis); this
+        scales the encoder's copy (and so the tied matrix, when weights are
+        tied). A small value (say 0.1) starts the model close to a linear
+        auto-encoder whose units all work in their linear regime, which is the
+        starting point the paper's energy landscapes (Figures 2 and 3) show
+        without the penalty; 1.0 starts with many units already saturated.
 
     keep_stage_components : bool, default=False
         Keep a copy of the decoder basis at the end of every alpha stage in
@@ -243,6 +258,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             Interval(Integral, 1, None, closed="left"),
             None,
         ],
+        "init_scale": [Interval(Real, 0, None, closed="neither")],
         "keep_stage_components": ["boolean"],
         "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
@@ -264,6 +280,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         learning_rate="auto",
         tied_weights="auto",
         normalize_decoder_every="auto",
+        init_scale=1.0,
         keep_stage_components=False,
         n_threads="auto",
         shuffle=True,
@@ -281,6 +298,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.learning_rate = learning_rate
         self.tied_weights = tied_weights
         self.normalize_decoder_every = normalize_decoder_every
+        self.init_scale = init_scale
         self.keep_stage_components = keep_stage_components
         self.n_threads = n_threads
         self.shuffle = shuffle
@@ -368,16 +386,21 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             return self.activation == "satlinear"
         return bool(self.tied_weights)
 
-    def _resolved_normalize_every(self):
+    def _resolved_normalize_every(self, batch_size):
         if self.normalize_decoder_every == "auto":
-            return 0 if self._resolved_tied() else 10
+            if self._resolved_tied():
+                return 0
+            return max(1, round(_PAPER_SAMPLES_PER_PROJECTION / batch_size))
         return self.normalize_decoder_every or 0
 
     def _initial_parameters(self, n_features, dtype, rng, tied):
         decoder = rng.standard_normal((self.n_components, n_features))
         decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
-        decoder = decoder.astype(dtype)
-        encoder = decoder if tied else decoder.copy()
+        if tied:
+            encoder = decoder = (self.init_scale * decoder).astype(dtype)
+        else:
+            encoder = (self.init_scale * decoder).astype(dtype)
+            decoder = decoder.astype(dtype)
         return [
             encoder,
             np.zeros(self.n_components, dtype),
@@ -403,8 +426,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             params = self._initial_parameters(X.shape[1], dtype, rng, tied)
             update_count = 0
         code = ACTIVATION_CODES[self.activation]
-        normalize_every = self._resolved_normalize_every()
         batch_size = min(self.batch_size, X.shape[0])
+        normalize_every = self._resolved_normalize_every(batch_size)
         address = gemm_address(dtype)
         order = np.arange(X.shape[0])
         shift_x = shift.astype(dtype)

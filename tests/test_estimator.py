@@ -107,13 +107,26 @@ def test_float32_and_float64_fits_agree(digits, activation):
 
 def test_decoder_is_unit_norm_after_reprojection(digits):
     X, _ = digits
-    # 1797 samples / batch 10 -> 180 updates per epoch; re-projection every 10 updates lands
-    # exactly on the last update, so the final decoder rows are unit norm.
-    model = small_model(activation="relu", batch_size=10, max_iter=1, alpha_step=None).fit(X[:1000])
-    np.testing.assert_allclose(np.linalg.norm(model.components_, axis=1), 1.0, rtol=1e-12)
+    # "auto" re-projects every 10 samples: every update at batch 10, every 5th at batch 2.
+    for batch_size, n_samples in ((10, 1000), (2, 1000)):
+        model = small_model(activation="relu", batch_size=batch_size, max_iter=1,
+                            alpha_step=None).fit(X[:n_samples])
+        np.testing.assert_allclose(np.linalg.norm(model.components_, axis=1), 1.0, rtol=1e-12)
+    drifted = small_model(activation="relu", batch_size=2, max_iter=1, alpha_step=None).fit(X[:998])
+    assert not np.allclose(np.linalg.norm(drifted.components_, axis=1), 1.0)
     tied = small_model(activation="satlinear", max_iter=1, alpha_step=None).fit(X)
     assert tied.encoder_weights_ is tied.components_
     assert not np.allclose(np.linalg.norm(tied.components_, axis=1), 1.0)
+
+
+def test_large_alpha_stays_stable_with_the_default_step():
+    """The schedule up to a strong penalty on a small, heavy-tailed data set."""
+    X, y = load_digits(return_X_y=True)
+    ones = X[y == 1][np.random.RandomState(0).permutation(182)[:91]]
+    X = StandardScaler().fit_transform(ones)
+    for seed in range(3):
+        model = SaturatingAutoEncoder(32, activation="shrink", alpha=3.0, random_state=seed).fit(X)
+        assert np.isfinite(model.loss_curve_).all()
 
 
 def test_auto_learning_rate_is_the_papers_step_on_standardised_data():
@@ -275,7 +288,7 @@ def test_sparse_input_is_refused():
     [dict(n_components=0), dict(activation="tanh"), dict(alpha=-1.0), dict(alpha_step=0.0),
      dict(learning_rate=0.0), dict(learning_rate="fast"), dict(batch_size=0), dict(max_iter=0),
      dict(tied_weights="yes"), dict(normalize_decoder_every=0), dict(shrink_width=-0.1),
-     dict(n_threads=0)],
+     dict(n_threads=0), dict(init_scale=0.0)],
 )
 def test_invalid_parameters(params):
     with pytest.raises(InvalidParameterError):
@@ -356,3 +369,13 @@ def test_pickle_round_trip_in_a_fresh_process(digits, tmp_path):
     subprocess.run([sys.executable, "-c", code], check=True)
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), model.transform(X[:50]))
     assert all(type(v).__module__ in ("builtins", "numpy") for v in vars(model).values())
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_init_scale_sets_the_initial_encoder_norm(tied):
+    X = np.random.default_rng(0).standard_normal((40, 6))
+    model = SaturatingAutoEncoder(n_components=4, init_scale=0.1, tied_weights=tied, max_iter=1,
+                                  alpha_step=None, learning_rate=1e-300).fit(X)
+    np.testing.assert_allclose(np.linalg.norm(model.encoder_weights_, axis=1), 0.1)
+    expected_decoder_norm = 0.1 if tied else 1.0
+    np.testing.assert_allclose(np.linalg.norm(model.components_, axis=1), expected_decoder_norm)
