@@ -23,6 +23,10 @@ PAPER_LEARNING_RATE = 0.05
 _LINEAR_SCALING_CAP = 10
 """Batch size beyond which the "auto" step stops growing (see ``learning_rate``)."""
 
+_BLOW_UP_FACTOR = 1e4
+"""An epoch loss this many times the loss of outputting the mean (plus the
+penalty of unit-norm codes) means SGD has diverged, even while still finite."""
+
 _PAPER_SAMPLES_PER_PROJECTION = 10
 """The paper re-projects the decoder every 10 per-sample SGD updates."""
 
@@ -31,7 +35,8 @@ _MAX_SAMPLE_STEP = 0.5
 
 
 class DivergenceError(FloatingPointError):
-    """Raised when SGD diverges: the loss or the weights stopped being finite."""
+    """Raised when SGD diverges: the loss or the weights stopped being finite,
+    or the loss grew far beyond that of a model that outputs the mean."""
 
 
 class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -432,6 +437,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         order = np.arange(X.shape[0])
         shift_x = shift.astype(dtype)
 
+        baseline = 0.5 * float(_centred_squared_norms(X, X.mean(axis=0, dtype=np.float64)).mean())
         losses, stage_snapshots = [], []
         completed = (params, update_count, 0, 0)  # state after the last finished epoch
         progress = TrainingProgress(self.verbose, len(stages), epochs, type(self).__name__)
@@ -447,15 +453,19 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                             decoder_bias, code, float(self.shrink_width), float(stage_alpha),
                             float(learning_rate), batch_size, normalize_every, update_count,
                         )
-                        if not (finite and all(np.isfinite(p).all() for p in params)):
+                        loss = loss_sum / n_seen
+                        blown_up = loss > _BLOW_UP_FACTOR * (
+                            baseline + stage_alpha * self.n_components * np.sqrt(2 * baseline))
+                        if blown_up or not (finite and all(np.isfinite(p).all() for p in params)):
                             raise DivergenceError(
                                 f"SGD diverged at alpha={stage_alpha:g} (stage {stage_index + 1}, "
                                 f"epoch {epoch + 1}) with learning_rate={learning_rate:.4g}: the "
-                                "loss or the weights are no longer finite. Lower learning_rate "
-                                "(or use learning_rate='auto') and standardise the data. The "
-                                "estimator was left as it was before this call."
+                                f"loss reached {loss:.3g}, against {baseline:.3g} for a model that "
+                                "outputs the mean. Lower learning_rate (or use "
+                                "learning_rate='auto') and standardise the data. The estimator "
+                                "was left as it was before this call."
                             )
-                        losses.append(loss_sum / n_seen)
+                        losses.append(loss)
                         completed = (_copy(params, tied), update_count, stage_index, epoch + 1)
                         progress.epoch_done(stage_index, stage_alpha, epoch, losses[-1])
                     stage_snapshots.append(params[2].copy())

@@ -315,6 +315,17 @@ def test_divergence_names_the_learning_rate_and_keeps_no_broken_state(digits):
         np.testing.assert_array_equal(getattr(fitted, key), value)
 
 
+def test_divergence_is_caught_before_the_loss_overflows():
+    from sksatae.datasets import make_manifold_2d
+
+    X = make_manifold_2d(200, random_state=0)
+    model = SaturatingAutoEncoder(n_components=10, alpha=0.0, alpha_step=None, learning_rate=0.5,
+                                  random_state=1)  # the loss passes 1e4 in the first epoch
+    with pytest.raises(DivergenceError, match="loss reached"):
+        model.fit(X)
+    assert not hasattr(model, "components_")
+
+
 def test_keyboard_interrupt_keeps_last_completed_epoch(digits, monkeypatch):
     from sksatae import _kernels
 
