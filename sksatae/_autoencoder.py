@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -26,6 +27,9 @@ _LINEAR_SCALING_CAP = 10
 _BLOW_UP_FACTOR = 1e4
 """An epoch loss this many times the loss of outputting the mean (plus the
 penalty of unit-norm codes) means SGD has diverged, even while still finite."""
+
+_MAX_STEP_HALVINGS = 6
+"""How often an "auto" step is halved, restarting the stage, before giving up."""
 
 _PAPER_SAMPLES_PER_PROJECTION = 10
 """The paper re-projects the decoder every 10 per-sample SGD updates."""
@@ -109,8 +113,13 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         ``n_components / n_features``, hence the divisor. The step grows linearly
         with the batch size up to 10, as that many per-sample steps would move.
         The rule depends only on the data's scale, so it is stable on data of
-        any dimension, scale or offset. A float is used as given. The value
-        used is stored in ``learning_rate_``.
+        any dimension, scale or offset. Training can still become unstable at
+        a large ``alpha`` once the learned basis has many similar elements; an
+        "auto" step is then halved and the stage restarted from its beginning,
+        with a :class:`~sklearn.exceptions.ConvergenceWarning` (at most 6
+        times). A float is used as given, and divergence raises
+        :class:`DivergenceError`. The step used last is stored in
+        ``learning_rate_``.
 
     tied_weights : "auto" or bool, default="auto"
         Whether the encoder is the decoder's transpose (``W^e = W^d^T``).
@@ -185,8 +194,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         The decoder bias ``b^d``.
 
     learning_rate_ : float
-        The SGD step used by the last call to ``fit`` (or the first call to
-        ``partial_fit``).
+        The SGD step used at the end of the last call to ``fit`` (or of the
+        first call to ``partial_fit``): the resolved "auto" step, halved once
+        for every restarted stage.
 
     n_iter_ : int
         Epochs run in total, over all stages and calls.
@@ -441,10 +451,13 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         losses, stage_snapshots = [], []
         completed = (params, update_count, 0, 0)  # state after the last finished epoch
         progress = TrainingProgress(self.verbose, len(stages), epochs, type(self).__name__)
+        halvings = 0
         try:
             with blas_thread_limit(self.n_threads, batch_size, X.shape[1], self.n_components):
                 for stage_index, stage_alpha in enumerate(stages):
-                    for epoch in range(epochs):
+                    stage_start = (_copy(params, tied), update_count, len(losses))
+                    epoch = 0
+                    while epoch < epochs:
                         if self.shuffle:
                             order = rng.permutation(X.shape[0])
                         encoder, encoder_bias, decoder, decoder_bias = params
@@ -457,17 +470,29 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         blown_up = loss > _BLOW_UP_FACTOR * (
                             baseline + stage_alpha * self.n_components * np.sqrt(2 * baseline))
                         if blown_up or not (finite and all(np.isfinite(p).all() for p in params)):
-                            raise DivergenceError(
-                                f"SGD diverged at alpha={stage_alpha:g} (stage {stage_index + 1}, "
-                                f"epoch {epoch + 1}) with learning_rate={learning_rate:.4g}: the "
-                                f"loss reached {loss:.3g}, against {baseline:.3g} for a model that "
-                                "outputs the mean. Lower learning_rate (or use "
-                                "learning_rate='auto') and standardise the data. The estimator "
-                                "was left as it was before this call."
-                            )
+                            where = (f"alpha={stage_alpha:g} (stage {stage_index + 1}, epoch "
+                                     f"{epoch + 1}) with learning_rate={learning_rate:.4g}: the loss "
+                                     f"reached {loss:.3g}, against {baseline:.3g} for a model that "
+                                     "outputs the mean")
+                            if self.learning_rate != "auto" or halvings == _MAX_STEP_HALVINGS:
+                                raise DivergenceError(
+                                    f"SGD diverged at {where}. Lower learning_rate (or use "
+                                    "learning_rate='auto') and standardise the data. The "
+                                    "estimator was left as it was before this call.")
+                            halvings += 1
+                            learning_rate /= 2
+                            warnings.warn(f"SGD diverged at {where}; restarting the stage with "
+                                          f"half the step, {learning_rate:.4g}.",
+                                          ConvergenceWarning, stacklevel=4)
+                            saved, update_count, n_losses = stage_start
+                            params = _copy(saved, tied)
+                            del losses[n_losses:]
+                            epoch = 0
+                            continue
                         losses.append(loss)
                         completed = (_copy(params, tied), update_count, stage_index, epoch + 1)
                         progress.epoch_done(stage_index, stage_alpha, epoch, losses[-1])
+                        epoch += 1
                     stage_snapshots.append(params[2].copy())
         except KeyboardInterrupt:
             params, update_count, stage_index, epochs_done = completed
@@ -480,7 +505,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 f"Training interrupted by the user after {len(losses)} epochs; the estimator "
                 "keeps the weights of the last completed epoch.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         finally:
             progress.close()

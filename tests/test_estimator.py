@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
@@ -324,6 +325,20 @@ def test_divergence_is_caught_before_the_loss_overflows():
     with pytest.raises(DivergenceError, match="loss reached"):
         model.fit(X)
     assert not hasattr(model, "components_")
+
+
+def test_auto_step_is_halved_and_the_stage_restarted_on_divergence(monkeypatch):
+    from sksatae.datasets import make_manifold_2d
+
+    X = make_manifold_2d(200, random_state=0)
+    params = dict(n_components=10, alpha=0.02, alpha_step=0.01, max_iter=5, random_state=1)
+    # An "auto" step that is too large for this data (a float 0.5 diverges, see above).
+    monkeypatch.setattr(SaturatingAutoEncoder, "_resolve_learning_rate", lambda self, X, s: 0.5)
+    with pytest.warns(ConvergenceWarning, match="restarting the stage with half the step"):
+        model = SaturatingAutoEncoder(**params).fit(X)
+    assert model.learning_rate_ <= 0.25
+    assert model.n_iter_ == 15 and len(model.loss_curve_) == 15
+    assert np.isfinite(model.loss_curve_).all() and model.energy(X).mean() < 0.05
 
 
 def test_keyboard_interrupt_keeps_last_completed_epoch(digits, monkeypatch):
