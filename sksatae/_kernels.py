@@ -57,9 +57,8 @@ def _fill_rows(out, row):
 @jit
 def _normalize_rows(weights):
     for k in range(weights.shape[0]):
-        norm = 0.0
-        for j in range(weights.shape[1]):
-            norm += weights[k, j] * weights[k, j]
+        row = weights[k]
+        norm = np.dot(row, row)
         if norm > 0.0:
             scale = 1.0 / np.sqrt(norm)
             for j in range(weights.shape[1]):
@@ -93,6 +92,10 @@ def sgd_epoch(
     codes = np.empty((batch_size, n_components), dtype)  # f(z)
     penalty_grad = np.empty((batch_size, n_components), dtype)  # alpha f_c'(z)
     grad_hidden = np.empty((batch_size, n_components), dtype)  # dL/dh, then dL/dz
+    visible_sum = np.empty(n_features, dtype)
+    hidden_sum = np.empty(n_components, dtype)
+    visible_loss = np.empty(n_features, np.float64)
+    hidden_loss = np.empty(n_components, np.float64)
     loss_sum = 0.0
     n_visited = 0
     for start in range(0, n_samples, batch_size):
@@ -106,22 +109,27 @@ def sgd_epoch(
 
         _fill_rows(zb, encoder_bias)
         gemm(blas_gemm, 1.0, xb, False, encoder, True, 1.0, zb)
-        batch_loss = 0.0
+        hidden_loss[:] = 0.0
         for i in range(size):
             for k in range(n_components):
                 f, df, fc, dfc = unit_response(code, zb[i, k], width)
                 hb[i, k] = f
                 zb[i, k] = df
                 pb[i, k] = alpha * dfc
-                batch_loss += alpha * fc
+                hidden_loss[k] += fc
+        batch_loss = alpha * hidden_loss.sum()
 
         _fill_rows(rb, decoder_bias)
         gemm(blas_gemm, 1.0, hb, False, decoder, False, 1.0, rb)
+        visible_loss[:] = 0.0
+        visible_sum[:] = 0.0
         for i in range(size):
             for j in range(n_features):
                 r = rb[i, j] - xb[i, j]
                 rb[i, j] = r
-                batch_loss += 0.5 * r * r
+                visible_loss[j] += r * r
+                visible_sum[j] += r
+        batch_loss += 0.5 * visible_loss.sum()
         if not np.isfinite(batch_loss):
             return loss_sum + batch_loss, n_visited + size, update_count, False
         loss_sum += batch_loss
@@ -131,20 +139,17 @@ def sgd_epoch(
         gemm(blas_gemm, 1.0, rb, False, decoder, True, 0.0, gb)
         gemm(blas_gemm, -step, hb, True, rb, False, 1.0, decoder)
         for j in range(n_features):
-            total = 0.0
-            for i in range(size):
-                total += rb[i, j]
-            decoder_bias[j] -= step * total
+            decoder_bias[j] -= step * visible_sum[j]
 
+        hidden_sum[:] = 0.0
         for i in range(size):
             for k in range(n_components):
-                gb[i, k] = gb[i, k] * zb[i, k] + pb[i, k]
+                g = gb[i, k] * zb[i, k] + pb[i, k]
+                gb[i, k] = g
+                hidden_sum[k] += g
         gemm(blas_gemm, -step, gb, True, xb, False, 1.0, encoder)
         for k in range(n_components):
-            total = 0.0
-            for i in range(size):
-                total += gb[i, k]
-            encoder_bias[k] -= step * total
+            encoder_bias[k] -= step * hidden_sum[k]
 
         update_count += 1
         if normalize_every > 0 and update_count % normalize_every == 0:
