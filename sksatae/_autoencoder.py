@@ -435,6 +435,11 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         tied = self._resolved_tied()
         dtype = X.dtype
         if continuing:
+            if self.components_.shape[0] != self.n_components:
+                raise ValueError(
+                    f"n_components={self.n_components} differs from the "
+                    f"{self.components_.shape[0]} components of the fitted model; warm_start and "
+                    "partial_fit continue training the fitted model and cannot change its size.")
             params = self._fitted_parameters_centred(shift, dtype, tied)
             update_count = self._update_count
         else:

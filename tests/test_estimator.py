@@ -273,6 +273,17 @@ def test_bad_input_gets_a_clear_error(bad, message):
         SaturatingAutoEncoder(n_components=2).fit(bad)
 
 
+def test_continuing_training_cannot_change_the_number_of_components(digits):
+    X, _ = digits
+    model = small_model(max_iter=1).fit(X)
+    before = model.components_.copy()
+    model.set_params(n_components=8, warm_start=True)
+    for method in (model.fit, model.partial_fit):
+        with pytest.raises(ValueError, match="n_components=8 differs"):
+            method(X)
+    np.testing.assert_array_equal(model.components_, before)
+
+
 def test_wrong_number_of_features_at_transform(digits):
     X, _ = digits
     model = small_model(max_iter=1).fit(X)
