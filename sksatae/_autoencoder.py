@@ -575,7 +575,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """
         X = self._check_input(X)
         encoder, encoder_bias, _, _ = self._weights_as(X.dtype)
-        out = np.empty((X.shape[0], self.n_components), dtype=X.dtype)
+        out = np.empty((X.shape[0], encoder.shape[0]), dtype=X.dtype)
         _kernels.encode(gemm_address(X.dtype), X, encoder, encoder_bias,
                         ACTIVATION_CODES[self.activation], float(self.shrink_width), out)
         return out
@@ -594,10 +594,11 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """
         check_is_fitted(self)
         H = check_array(X, dtype=[np.float64, np.float32])
-        if H.shape[1] != self.n_components:
+        n_components = self.components_.shape[0]
+        if H.shape[1] != n_components:
             raise ValueError(
                 f"X has {H.shape[1]} features, but inverse_transform expects codes with "
-                f"n_components={self.n_components} features."
+                f"n_components={n_components} features."
             )
         _, _, decoder, decoder_bias = self._weights_as(H.dtype)
         return H @ decoder + decoder_bias
@@ -655,7 +656,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     @property
     def _n_features_out(self):
-        return self.n_components
+        return self.components_.shape[0]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -282,6 +282,8 @@ def test_continuing_training_cannot_change_the_number_of_components(digits):
         with pytest.raises(ValueError, match="n_components=8 differs"):
             method(X)
     np.testing.assert_array_equal(model.components_, before)
+    assert model.transform(X).shape == (len(X), 16)  # the fitted size, whatever the parameter
+    assert model.inverse_transform(model.transform(X)).shape == X.shape
 
 
 def test_wrong_number_of_features_at_transform(digits):
