@@ -1,0 +1,102 @@
+"""One GEMM of an SGD step through each BLAS a user's machine may have.
+
+The training benchmark finds PyTorch's hand-written SGD faster than our
+BLAS floor on the larger shapes. This script isolates why: it times the
+product ``Z = Xb @ We.T`` of one minibatch, single-threaded, through SciPy's
+OpenBLAS (the routine the estimator's kernels call, via
+``scipy.linalg.cython_blas``), NumPy's own BLAS (``np.matmul`` with ``out=``)
+and PyTorch's (``torch.mm`` with ``out=``; MKL on x86 builds), and prints each
+time over SciPy's.
+
+Usage::
+
+    python benchmarks/bench_gemm.py
+"""
+
+import argparse
+
+from _common import scrub_blas_environment
+
+scrub_blas_environment()
+
+import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from _common import environment_report, markdown_table, print_environment  # noqa: E402
+
+SHAPES = ((144, 100), (784, 300), (3072, 300))
+BATCHES = (16, 128)
+
+
+def best_cpu_time(function, repeats=5, target=0.1):
+    """Best CPU seconds per call over ``repeats`` runs of about ``target`` seconds each."""
+    import time
+
+    function()
+    start = time.process_time()
+    calls = 0
+    while time.process_time() - start < target / 4:
+        function()
+        calls += 1
+    per_run = max(1, int(calls * 4))
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        for _ in range(per_run):
+            function()
+        best = min(best, (time.process_time() - start) / per_run)
+    return best
+
+
+def main(argv=None):
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    import numba
+
+    from sksatae._blas import gemm, gemm_address
+
+    try:
+        import torch
+    except ImportError:
+        torch = None
+
+    @numba.njit
+    def scipy_product(address, xb, encoder, out):
+        gemm(address, 1.0, xb, False, encoder, True, 0.0, out)
+
+    report = environment_report(extra_modules=("torch",))
+    print("# One GEMM (Z = Xb We^T), one thread\n")
+    print_environment(report)
+    if torch is None:
+        print("\nPyTorch column: skipped: torch not installed")
+    else:
+        torch.set_num_threads(1)
+    rows = []
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1):
+        for dtype in (np.float32, np.float64):
+            address = gemm_address(dtype)
+            for d, h in SHAPES:
+                for batch in BATCHES:
+                    xb = rng.standard_normal((batch, d)).astype(dtype)
+                    encoder = rng.standard_normal((h, d)).astype(dtype)
+                    out = np.empty((batch, h), dtype)
+                    scipy_time = best_cpu_time(lambda: scipy_product(address, xb, encoder, out))
+                    numpy_time = best_cpu_time(lambda: np.matmul(xb, encoder.T, out=out))
+                    row = [d, h, batch, np.dtype(dtype).name, f"{scipy_time * 1e6:.0f}",
+                           f"{numpy_time / scipy_time:.2f}"]
+                    if torch is not None:
+                        xt, et = torch.from_numpy(xb), torch.from_numpy(encoder)
+                        ot = torch.empty(batch, h, dtype=xt.dtype)
+                        torch_time = best_cpu_time(lambda: torch.mm(xt, et.t(), out=ot))
+                        row.append(f"{torch_time / scipy_time:.2f}")
+                    else:
+                        row.append("-")
+                    rows.append(row)
+    print()
+    print(markdown_table(
+        ["d", "h", "batch", "dtype", "SciPy OpenBLAS (us, CPU)", "NumPy / SciPy", "PyTorch / SciPy"],
+        rows))
+
+
+if __name__ == "__main__":
+    main()
