@@ -165,3 +165,11 @@ def test_estimator_type_and_tags():
 @parametrize_with_checks([SATAEOutlierDetector(activation=activation) for activation in ACTIVATIONS])
 def test_sklearn_compatible_outlier_detector(estimator, check):
     check(estimator)
+
+
+def test_detector_takes_every_parameter_of_the_auto_encoder():
+    from sksatae import SaturatingAutoEncoder
+
+    base = set(SaturatingAutoEncoder().get_params())
+    detector = set(SATAEOutlierDetector().get_params())
+    assert detector == base | {"contamination"}
