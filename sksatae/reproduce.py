@@ -149,7 +149,7 @@ def _estimator(**params):
     return SaturatingAutoEncoder(**params)
 
 
-def _with_small_encoder(estimator, X, scale):
+def _near_linear_start(estimator, X, scale):
     """``estimator`` trained at alpha=0 from a near-linear start.
 
     The start has encoder rows of norm ``scale`` (``init_scale``) and hidden
@@ -216,7 +216,7 @@ def _toy_sweep(X, grid, params, alphas, seeds, progress, label, encoder_scale=No
         if encoder_scale is None:
             base = estimator.fit(X)
         else:
-            base = _with_small_encoder(estimator, X, encoder_scale)
+            base = _near_linear_start(estimator, X, encoder_scale)
         for alpha in alphas:
             model = _continue_to(base, alpha, X)
             grid_energy = model.energy(grid)
@@ -268,7 +268,7 @@ def _figure2(out, cfg, plotting, plt, progress):
     params = dict(n_components=10, activation="shrink", alpha_step=cfg["figure2_alpha_step"],
                   max_iter=cfg["toy_epochs"])
     results = {}
-    runs = (("small_encoder_init", cfg["figure2_encoder_scale"],
+    runs = (("near_linear_start", cfg["figure2_encoder_scale"],
              "near-linear start"),
             ("default_init", None, "default initialisation"))
     fig, axes = plt.subplots(2, len(alphas) + 1, figsize=(3.6 * (len(alphas) + 1), 7))
@@ -460,20 +460,20 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
             satlinear_standardised_stages):
     t = CLAIM_THRESHOLDS
     claims = []
-    small = fig2["small_encoder_init"]
+    near_linear = fig2["near_linear_start"]
     claims.append(_claim(
         "1", "figure2_shrink_energy.png",
         "Figure 2 (shrink, 10 basis vectors, from a near-linear start: encoder rows of norm "
         f"{SETTINGS['full']['figure2_encoder_scale']:g}, every unit starting in the shrink's "
         "linear part): the penalty shrinks the well-reconstructed region while the data stays "
         "well reconstructed.",
-        {"contraction_ratio": small["ratio"], "alpha": small["alpha"],
-         "data_energy": small.get("data_energy_at_alpha")},
+        {"contraction_ratio": near_linear["ratio"], "alpha": near_linear["alpha"],
+         "data_energy": near_linear.get("data_energy_at_alpha")},
         f"mean fraction of the square with E < {ENERGY_THRESHOLD} at the largest swept alpha whose "
         f"mean data energy is below {ENERGY_THRESHOLD}, divided by that at alpha=0, <= "
         f"{t['contraction_ratio']}, and smaller for every seed",
-        _contracted(small),
-        {"small_encoder_init": small},
+        _contracted(near_linear),
+        {"near_linear_start": near_linear},
     ))
     default = fig2["default_init"]
     claims.append(_claim(
@@ -483,10 +483,10 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         "penalty does not shrink it (see docs/reproduction.md).",
         {"contraction_ratio": default["ratio"], "alpha": default["alpha"],
          "unregularised_fraction": default["mean_low_energy_fraction"][0],
-         "small_init_unregularised_fraction": small["mean_low_energy_fraction"][0]},
+         "near_linear_unregularised_fraction": near_linear["mean_low_energy_fraction"][0]},
         f"contraction ratio > {t['contraction_ratio']} (no clear contraction) and the "
-        "unregularised low-energy fraction below that of the small initialisation",
-        not _contracted(default) and default["mean_low_energy_fraction"][0] < small["mean_low_energy_fraction"][0],
+        "unregularised low-energy fraction below that of the near-linear start",
+        not _contracted(default) and default["mean_low_energy_fraction"][0] < near_linear["mean_low_energy_fraction"][0],
         {"default_init": default},
     ))
     claims.append(_claim(

@@ -64,7 +64,7 @@ def test_low_energy_region_contracts(quick_run, key, number):
     _, metrics = quick_run
     sweep = metrics["experiments"][key]
     if key == "figure2":
-        sweep = sweep["small_encoder_init"]
+        sweep = sweep["near_linear_start"]
     fractions = np.array(sweep["per_seed_low_energy_fraction"])
     assert fractions.shape[1] == 3  # three seeds
     data_energy = np.array(sweep["mean_data_energy"])
@@ -82,7 +82,7 @@ def test_default_initialisation_does_not_contract(quick_run):
     # small region, and the penalty does not shrink it further.
     _, metrics = quick_run
     default = metrics["experiments"]["figure2"]["default_init"]
-    small = metrics["experiments"]["figure2"]["small_encoder_init"]
+    small = metrics["experiments"]["figure2"]["near_linear_start"]
     assert default["ratio"] > CLAIM_THRESHOLDS["contraction_ratio"]
     assert default["mean_low_energy_fraction"][0] < small["mean_low_energy_fraction"][0]
 
