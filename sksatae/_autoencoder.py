@@ -452,11 +452,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         order = np.arange(X.shape[0])
         shift_x = shift.astype(dtype)
 
-        baseline = 0.5 * float(_centred_squared_norms(X, X.mean(axis=0, dtype=np.float64)).mean())
         losses, stage_snapshots = [], []
         completed = (params, update_count, 0, 0)  # state after the last finished epoch
         progress = TrainingProgress(self.verbose, len(stages), epochs, type(self).__name__)
-        halvings = 0
+        halvings, baseline = 0, None
         try:
             with blas_thread_limit(self.n_threads, batch_size, X.shape[1], self.n_components):
                 for stage_index, stage_alpha in enumerate(stages):
@@ -466,12 +465,15 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         if self.shuffle:
                             order = rng.permutation(X.shape[0])
                         encoder, encoder_bias, decoder, decoder_bias = params
-                        loss_sum, n_seen, update_count, finite = _kernels.sgd_epoch(
+                        loss_sum, square_sum, n_seen, update_count, finite = _kernels.sgd_epoch(
                             address, X, order, shift_x, encoder, encoder_bias, decoder,
                             decoder_bias, code, float(self.shrink_width), float(stage_alpha),
                             float(learning_rate), batch_size, normalize_every, update_count,
+                            baseline is None,
                         )
                         loss = loss_sum / n_seen
+                        if baseline is None:  # the loss of a model that outputs the centre
+                            baseline = 0.5 * square_sum / n_seen
                         blown_up = loss > _BLOW_UP_FACTOR * (
                             baseline + stage_alpha * self.n_components * np.sqrt(2 * baseline))
                         if blown_up or not (finite and all(np.isfinite(p).all() for p in params)):

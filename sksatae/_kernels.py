@@ -69,6 +69,7 @@ def _normalize_rows(weights):
 def sgd_epoch(
     blas_gemm, X, order, shift, encoder, encoder_bias, decoder, decoder_bias,
     code, width, alpha, learning_rate, batch_size, normalize_every, update_count,
+    measure_squares,
 ):
     """Run one epoch of minibatch SGD on Eq. 2, in place on the parameters.
 
@@ -77,10 +78,12 @@ def sgd_epoch(
     ``1/2 ||x - G(x)||^2 + alpha * sum_i f_c(z_i)``. Every ``normalize_every``
     updates (0: never) the decoder's rows are projected to unit norm.
 
-    Returns ``(loss_sum, n_visited, update_count, finite)``: the summed
-    per-sample loss of the visited samples (each measured before its step),
-    how many samples were visited, the running update counter, and False if
-    the loss stopped being finite (the epoch then stops at once).
+    Returns ``(loss_sum, square_sum, n_visited, update_count, finite)``: the
+    summed per-sample loss of the visited samples (each measured before its
+    step), the summed ``||x - shift||^2`` of those samples (only when
+    ``measure_squares``, else 0), how many samples
+    were visited, the running update counter, and False if the loss stopped
+    being finite (the epoch then stops at once).
     """
     n_samples, n_features = X.shape
     n_components = encoder.shape[0]
@@ -96,16 +99,25 @@ def sgd_epoch(
     hidden_sum = np.empty(n_components, dtype)
     visible_loss = np.empty(n_features, np.float64)
     hidden_loss = np.empty(n_components, np.float64)
+    data_square = np.zeros(n_features, np.float64)
     loss_sum = 0.0
     n_visited = 0
     for start in range(0, n_samples, batch_size):
         size = min(batch_size, n_samples - start)
         xb, rb = batch[:size], residual[:size]
         zb, hb, pb, gb = pre[:size], codes[:size], penalty_grad[:size], grad_hidden[:size]
-        for i in range(size):
-            row = order[start + i]
-            for j in range(n_features):
-                xb[i, j] = X[row, j] - shift[j]
+        if measure_squares:
+            for i in range(size):
+                row = order[start + i]
+                for j in range(n_features):
+                    value = X[row, j] - shift[j]
+                    xb[i, j] = value
+                    data_square[j] += value * value
+        else:
+            for i in range(size):
+                row = order[start + i]
+                for j in range(n_features):
+                    xb[i, j] = X[row, j] - shift[j]
 
         _fill_rows(zb, encoder_bias)
         gemm(blas_gemm, 1.0, xb, False, encoder, True, 1.0, zb)
@@ -131,7 +143,7 @@ def sgd_epoch(
                 visible_sum[j] += r
         batch_loss += 0.5 * visible_loss.sum()
         if not np.isfinite(batch_loss):
-            return loss_sum + batch_loss, n_visited + size, update_count, False
+            return loss_sum + batch_loss, data_square.sum(), n_visited + size, update_count, False
         loss_sum += batch_loss
         n_visited += size
 
@@ -154,7 +166,7 @@ def sgd_epoch(
         update_count += 1
         if normalize_every > 0 and update_count % normalize_every == 0:
             _normalize_rows(decoder)
-    return loss_sum, n_visited, update_count, True
+    return loss_sum, data_square.sum(), n_visited, update_count, True
 
 
 @jit

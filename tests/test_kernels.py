@@ -80,10 +80,10 @@ def test_full_batch_step_follows_finite_difference_gradient(activation, tied):
             grad[position] = (plus - minus) / 2e-6
         gradients.append((index, grad))
 
-    loss_sum, n_seen, updates, finite = _kernels.sgd_epoch(
+    loss_sum, _, n_seen, updates, finite = _kernels.sgd_epoch(
         gemm_address(np.float64), X, np.arange(len(X)), np.zeros(X.shape[1]), encoder,
         encoder_bias, decoder, decoder_bias, ACTIVATION_CODES[activation], WIDTH, alpha, step,
-        len(X), 0, 0,
+        len(X), 0, 0, False,
     )
     assert finite and n_seen == len(X) and updates == 1
     np.testing.assert_allclose(loss_sum / n_seen, loss(before), rtol=1e-12)
@@ -145,11 +145,13 @@ def test_epoch_matches_numpy_reference(dtype, activation, tied):
     params = [decoder if tied else encoder, encoder_bias, decoder, decoder_bias]
     expected_loss, expected = reference_epoch(X, order, shift, params, activation, 0.3, 0.05, 4,
                                               3, tied)
-    loss_sum, n_seen, updates, finite = _kernels.sgd_epoch(
+    loss_sum, square_sum, n_seen, updates, finite = _kernels.sgd_epoch(
         gemm_address(dtype), X, order, shift.astype(dtype), *params,
-        ACTIVATION_CODES[activation], WIDTH, 0.3, 0.05, 4, 3, 0,
+        ACTIVATION_CODES[activation], WIDTH, 0.3, 0.05, 4, 3, 0, True,
     )
     assert finite and n_seen == 23 and updates == 6
+    expected_square = ((X.astype(np.float64) - shift.astype(dtype)) ** 2).sum()
+    np.testing.assert_allclose(square_sum, expected_square, rtol=1e-6)
     np.testing.assert_array_equal(X, X_before)
     tol = 2e-4 if dtype == np.float32 else 1e-10
     np.testing.assert_allclose(loss_sum, expected_loss, rtol=tol)
@@ -162,7 +164,7 @@ def test_epoch_reports_divergence_instead_of_continuing():
     X, encoder, encoder_bias, decoder, decoder_bias = make_problem(n=50)
     *_, finite = _kernels.sgd_epoch(
         gemm_address(np.float64), 1e3 * X, np.arange(50), np.zeros(6), encoder, encoder_bias,
-        decoder, decoder_bias, 1, WIDTH, 0.0, 1e4, 1, 0, 0,
+        decoder, decoder_bias, 1, WIDTH, 0.0, 1e4, 1, 0, 0, False,
     )
     assert not finite
 
