@@ -17,13 +17,20 @@ _MAD_TO_STD = 1.4826
 """``1 / Phi^-1(3/4)``: makes the MAD estimate the standard deviation of normal data."""
 
 
-def _inherited_parameters(docstring):
-    """The Parameters section of a numpydoc class docstring, split after its first entry."""
+def _inherited_sections(docstring):
+    """The Parameters section of a numpydoc class docstring, split after its first
+    entry, and the entries of its Attributes section."""
     header = "Parameters\n    ----------\n"
     start = docstring.index(header) + len(header)
-    end = docstring.index("\n    Attributes\n    ----------\n")
+    attributes = "\n    Attributes\n    ----------\n"
+    end = docstring.index(attributes)
     first, rest = docstring[start:end].rstrip().split("\n\n    activation :", 1)
-    return {"first_parameter": first, "other_parameters": "    activation :" + rest + "\n"}
+    attributes_end = docstring.index("\n    See Also\n")
+    return {
+        "first_parameter": first,
+        "other_parameters": "    activation :" + rest + "\n",
+        "inherited_attributes": docstring[end + len(attributes):attributes_end].strip("\n"),
+    }
 
 
 class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
@@ -94,40 +101,7 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
         The energy threshold in **PyOD's sign**: ``-offset_``. A sample is an
         outlier when its energy is above it.
 
-    components_ : ndarray of shape (n_components, n_features)
-        The decoder basis: row ``k`` is basis element ``k``.
-
-    encoder_weights_ : ndarray of shape (n_components, n_features)
-        ``W^e``. The same array as ``components_`` when weights are tied.
-
-    intercept_hidden_ : ndarray of shape (n_components,)
-        The encoder bias ``b^e``.
-
-    intercept_visible_ : ndarray of shape (n_features,)
-        The decoder bias ``b^d``.
-
-    learning_rate_ : float
-        The SGD step used.
-
-    n_iter_ : int
-        Epochs run in total, over all stages and calls.
-
-    loss_curve_ : ndarray of shape (``n_iter_``,)
-        Mean per-sample loss of each epoch.
-
-    alpha_path_ : ndarray of shape (n_stages,)
-        The alpha of each stage run, in order.
-
-    stage_components_ : ndarray of shape (n_stages, n_components, n_features)
-        ``components_`` at the end of each stage. Only when
-        ``keep_stage_components=True``.
-
-    n_features_in_ : int
-        Number of features seen during ``fit``.
-
-    feature_names_in_ : ndarray of shape (``n_features_in_``,)
-        Names of features seen during ``fit``, when ``X`` has string column
-        names.
+{inherited_attributes}
 
     See Also
     --------
@@ -195,7 +169,7 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
     """
 
     # The model parameters are documented once, on SaturatingAutoEncoder.
-    __doc__ = __doc__.format(**_inherited_parameters(SaturatingAutoEncoder.__doc__))
+    __doc__ = __doc__.format(**_inherited_sections(SaturatingAutoEncoder.__doc__))
 
     _parameter_constraints = {
         **SaturatingAutoEncoder._parameter_constraints,
