@@ -104,6 +104,15 @@ def measure(function):
     return time.perf_counter() - wall_start, time.process_time() - cpu_start
 
 
+def write_json(path, environment, results):
+    """Write the raw results of a benchmark next to its environment report."""
+    import json
+
+    with open(path, "w") as out:
+        json.dump({"environment": environment, "results": results}, out, indent=1)
+    print(f"\nraw results written to {path}")
+
+
 def markdown_table(header, rows):
     """Lines of a markdown table; cells are converted with ``str``."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

@@ -43,6 +43,7 @@ from sklearn.svm import OneClassSVM
 from threadpoolctl import threadpool_limits
 
 import sksatae
+from _common import cpu_model
 from sksatae import DivergenceError, SaturatingAutoEncoder
 
 ACTIVATIONS = ("shrink", "relu", "satlinear")
@@ -287,12 +288,7 @@ def seeds_table(results, chosen):
 
 
 def environment():
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     versions = [f"sksatae {sksatae.__version__}", f"scikit-learn {sklearn.__version__}",
                 f"numpy {np.__version__}", f"Python {platform.python_version()}"]
     try:

@@ -46,6 +46,7 @@ from sklearn.preprocessing import StandardScaler, minmax_scale
 from threadpoolctl import threadpool_limits
 
 import sksatae
+from _common import cpu_model
 from sksatae import SaturatingAutoEncoder
 
 N_COMPONENTS = 100
@@ -122,12 +123,7 @@ def progress_scorer(name, keys):
 
 
 def environment():
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     return (f"{datetime.date.today().isoformat()}, {cpu}, sksatae {sksatae.__version__}, "
             f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
             f"Python {platform.python_version()}")

@@ -25,7 +25,6 @@ import _common
 _common.scrub_blas_environment()
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
@@ -200,9 +199,7 @@ def main(argv=None):
           f"{'HELD' if worst_native < 0.5 else 'NOT HELD'} (worst {worst_native:.2f} X)")
 
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"environment": environment, "results": results}, out, indent=1)
-        print(f"\nraw results written to {args.json}")
+        _common.write_json(args.json, environment, results)
     return 0
 
 

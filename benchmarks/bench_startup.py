@@ -19,7 +19,6 @@ _common.scrub_blas_environment()
 
 import argparse  # noqa: E402
 import glob  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -157,9 +156,7 @@ def main(argv=None):
               f"{'HELD' if worst <= limit else 'NOT HELD'} (worst {worst:.3f} s CPU)")
 
     if args.json:
-        with open(args.json, "w") as out:
-            json.dump({"environment": environment, "results": results}, out, indent=1)
-        print(f"\nraw results written to {args.json}")
+        _common.write_json(args.json, environment, results)
     return 0
 
 
