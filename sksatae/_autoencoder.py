@@ -16,7 +16,7 @@ from . import _kernels
 from ._blas import gemm_address
 from ._threads import blas_thread_limit
 from ._progress import TrainingProgress
-from .activations import ACTIVATION_CODES, ACTIVATIONS
+from .activations import ACTIVATIONS, Activation, SaturatedLinear, get_activation
 
 PAPER_LEARNING_RATE = 0.05
 """The paper's constant SGD step, for a loss averaged over input dimensions."""
@@ -26,7 +26,8 @@ _LINEAR_SCALING_CAP = 10
 
 _BLOW_UP_FACTOR = 1e4
 """An epoch loss this many times the loss of outputting the mean (plus the
-penalty of unit-norm codes) means SGD has diverged, even while still finite."""
+penalty of unit-norm codes, and the loss of units resting at z = 0) means SGD
+has diverged, even while still finite."""
 
 _MAX_STEP_HALVINGS = 6
 """How often an "auto" step is halved, restarting the stage, before giving up."""
@@ -66,14 +67,21 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     n_components : int, default=100
         Number of hidden units (basis elements).
 
-    activation : {"shrink", "relu", "satlinear"}, default="shrink"
-        The saturating nonlinearity ``f``:
+    activation : {"shrink", "relu", "satlinear", "sigmoid", "tanh"} or \
+            :class:`~sksatae.activations.Activation`, default="shrink"
+        The nonlinearity ``f``:
 
         - ``"shrink"``: ``sign(z) max(|z| - shrink_width, 0)``; ``f_c`` is
           ``|shrink(z)|``, an L1 penalty on the codes.
         - ``"relu"``: ``max(z, 0)``; ``f_c(z) = max(z, 0)``.
         - ``"satlinear"``: ``min(max(z, 0), 1)``; ``f_c`` is the tent
           ``min(z, 1 - z)`` on ``(0, 1)`` and 0 elsewhere.
+        - ``"sigmoid"``, ``"tanh"``: no flat region; ``f_c`` is Section 5.1's
+          Eq. 3, ``min(M+ f, M- f)``, the smaller of the averages of ``|f'|``
+          to the right and to the left (see :mod:`sksatae.activations`).
+        - an :class:`~sksatae.activations.Activation`, for instance
+          ``TabulatedActivation.from_function(my_f)`` for any vectorised
+          function.
 
         At kinks the subgradient is 0: on the closed flat set, and at the
         tent's peak ``z = 1/2``.
@@ -260,7 +268,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
+        "activation": [StrOptions(set(ACTIVATIONS)), Activation],
         "shrink_width": [Interval(Real, 0, None, closed="left")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "alpha_step": [Interval(Real, 0, None, closed="neither"), None],
@@ -396,9 +404,12 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                          PAPER_LEARNING_RATE)
         return batch * per_sample / overcompleteness
 
+    def _activation(self):
+        return get_activation(self.activation, self.shrink_width)
+
     def _resolved_tied(self):
         if self.tied_weights == "auto":
-            return self.activation == "satlinear"
+            return isinstance(self._activation(), SaturatedLinear)
         return bool(self.tied_weights)
 
     def _resolved_normalize_every(self, batch_size):
@@ -445,7 +456,12 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         else:
             params = self._initial_parameters(X.shape[1], dtype, rng, tied)
             update_count = 0
-        code = ACTIVATION_CODES[self.activation]
+        activation = self._activation()
+        # What a model pays on constant data when its units rest near z = 0 (nothing for the
+        # closed forms; Eq. 3 penalties are positive everywhere, a sigmoid outputs 1/2).
+        resting_penalty = float(activation.complementary(np.linspace(-1.0, 1.0, 21)).max())
+        resting_loss = 0.5 * (self.n_components * float(activation.function(0.0))) ** 2
+        activation = activation.kernel_spec()
         batch_size = min(self.batch_size, X.shape[0])
         normalize_every = self._resolved_normalize_every(batch_size)
         address = gemm_address(dtype)
@@ -467,7 +483,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         encoder, encoder_bias, decoder, decoder_bias = params
                         loss_sum, square_sum, n_seen, update_count, finite = _kernels.sgd_epoch(
                             address, X, order, shift_x, encoder, encoder_bias, decoder,
-                            decoder_bias, code, float(self.shrink_width), float(stage_alpha),
+                            decoder_bias, activation, float(stage_alpha),
                             float(learning_rate), batch_size, normalize_every, update_count,
                             baseline is None,
                         )
@@ -475,7 +491,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         if baseline is None:  # the loss of a model that outputs the centre
                             baseline = 0.5 * square_sum / n_seen
                         blown_up = loss > _BLOW_UP_FACTOR * (
-                            baseline + stage_alpha * self.n_components * np.sqrt(2 * baseline))
+                            baseline + resting_loss + stage_alpha * self.n_components
+                            * (np.sqrt(2 * baseline) + resting_penalty))
                         if blown_up or not (finite and all(np.isfinite(p).all() for p in params)):
                             where = (f"alpha={stage_alpha:g} (stage {stage_index + 1}, epoch "
                                      f"{epoch + 1}) with learning_rate={learning_rate:.4g}: the loss "
@@ -579,7 +596,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         encoder, encoder_bias, _, _ = self._weights_as(X.dtype)
         out = np.empty((X.shape[0], encoder.shape[0]), dtype=X.dtype)
         _kernels.encode(gemm_address(X.dtype), X, encoder, encoder_bias,
-                        ACTIVATION_CODES[self.activation], float(self.shrink_width), out)
+                        self._activation().kernel_spec(), out)
         return out
 
     def inverse_transform(self, X):
@@ -621,7 +638,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         X = self._check_input(X)
         out = np.empty(X.shape[0], dtype=X.dtype)
         _kernels.energy(gemm_address(X.dtype), X, *self._weights_as(X.dtype),
-                        ACTIVATION_CODES[self.activation], float(self.shrink_width), out)
+                        self._activation().kernel_spec(), out)
         return out
 
     def score_samples(self, X):

@@ -5,7 +5,16 @@ float32 and float64 alike. Matrix products go straight to BLAS ``?gemm``
 (``_blas.gemm``); biases are folded in by preloading the outputs and
 accumulating into them, and weight updates are done by the gradient GEMMs
 themselves (``beta = 1``), so an epoch touches each weight matrix only inside
-BLAS. Activations are passed as integer codes (``activations.ACTIVATION_CODES``).
+BLAS.
+
+Activations arrive as the plain tuple ``Activation.kernel_spec()`` builds,
+``(code, width, lower, step, smoothing, table, flat)``: an integer code picks a
+closed form (``width`` is the shrink's), or one of the two tabulated forms, for
+which ``table`` holds, at the nodes ``lower + i * step``, the columns
+``f, f', M+, M+', M-, M-'`` (Eq. 3's directional variations and their
+slopes) and ``flat`` holds the flat intervals of f as rows
+``start, stop, value, slope before start, slope after stop``. Every
+activation has the same numba type, so the kernels compile once.
 
 Shapes: ``X`` is (n_samples, n_features); ``encoder`` and ``decoder`` are
 (n_components, n_features) (the decoder holds basis elements as rows, i.e.
@@ -17,15 +26,19 @@ import numpy as np
 from ._blas import gemm
 from ._jit import jit
 
-SHRINK, RELU, SATLINEAR = 0, 1, 2
+SHRINK, RELU, SATLINEAR, TABULATED_DISTANCE, TABULATED_VARIATION = 0, 1, 2, 3, 4
+F, F_SLOPE, M_PLUS, M_PLUS_SLOPE, M_MINUS, M_MINUS_SLOPE = 0, 1, 2, 3, 4, 5
+START, STOP, VALUE, SLOPE_BEFORE, SLOPE_AFTER = 0, 1, 2, 3, 4
 
 
 @jit
-def unit_response(code, z, width):
+def unit_response(activation, z):
     """Return ``(f(z), f'(z), f_c(z), f_c'(z))`` for one pre-activation ``z``.
 
-    Subgradients are 0 on the closed flat set and at the satlinear tent's peak.
+    Subgradients are 0 on the closed flat set and where f_c has a peak
+    between two equally distant flat intervals (or equal M+ and M-).
     """
+    code, width = activation[0], activation[1]
     if code == SHRINK:
         if z > width:
             return z - width, 1.0, z - width, 1.0
@@ -36,15 +49,131 @@ def unit_response(code, z, width):
         if z > 0.0:
             return z, 1.0, z, 1.0
         return 0.0, 0.0, 0.0, 0.0
-    if z <= 0.0:
-        return 0.0, 0.0, 0.0, 0.0
-    if z >= 1.0:
-        return 1.0, 0.0, 0.0, 0.0
-    if z < 0.5:
-        return z, 1.0, z, 1.0
-    if z > 0.5:
-        return z, 1.0, 1.0 - z, -1.0
-    return z, 1.0, z, 0.0
+    if code == SATLINEAR:
+        if z <= 0.0:
+            return 0.0, 0.0, 0.0, 0.0
+        if z >= 1.0:
+            return 1.0, 0.0, 0.0, 0.0
+        if z < 0.5:
+            return z, 1.0, z, 1.0
+        if z > 0.5:
+            return z, 1.0, 1.0 - z, -1.0
+        return z, 1.0, z, 0.0
+    return _tabulated_response(activation, float(z))
+
+
+@jit
+def _hermite(z, a, value_a, slope_a, b, value_b, slope_b):
+    """The cubic through ``(a, value_a)``, ``(b, value_b)`` with the given end
+    slopes, and its derivative, at ``z``."""
+    h = b - a
+    t = (z - a) / h
+    t2 = t * t
+    t3 = t2 * t
+    value = ((2.0 * t3 - 3.0 * t2 + 1.0) * value_a + (t3 - 2.0 * t2 + t) * h * slope_a
+             + (3.0 * t2 - 2.0 * t3) * value_b + (t3 - t2) * h * slope_b)
+    slope = ((6.0 * t2 - 6.0 * t) * (value_a - value_b) / h
+             + (3.0 * t2 - 4.0 * t + 1.0) * slope_a + (3.0 * t2 - 2.0 * t) * slope_b)
+    return value, slope
+
+
+@jit
+def _table_column(table, lower, step, column, z):
+    """Hermite interpolation of ``table[:, column]`` (values) with
+    ``table[:, column + 1]`` (slopes) at ``z`` inside the tabulated range."""
+    i = min(max(int((z - lower) / step), 0), table.shape[0] - 2)
+    a = lower + i * step
+    return _hermite(z, a, table[i, column], table[i, column + 1],
+                    a + step, table[i + 1, column], table[i + 1, column + 1])
+
+
+@jit
+def _variation(table, lower, step, smoothing, column, z):
+    """Eq. 3's M+ (``column == M_PLUS``) or M- at ``z``, and its slope.
+
+    Beyond the table f continues with its end slope, so ``|f'|`` is constant
+    there: M+ (right) and M- (left) equal it, and the other one relaxes
+    towards it exponentially with the smoothing length.
+    """
+    n = table.shape[0]
+    upper = lower + (n - 1) * step
+    if lower <= z <= upper:
+        return _table_column(table, lower, step, column, z)
+    end = n - 1 if z > upper else 0
+    tail = abs(table[end, F_SLOPE])
+    if (column == M_PLUS) == (z > upper):
+        return tail, 0.0
+    edge = table[end, column]
+    decay = np.exp(-abs(z - (upper if z > upper else lower)) / smoothing)
+    value = tail + (edge - tail) * decay
+    return value, (tail - value) / smoothing if z > upper else (value - tail) / smoothing
+
+
+@jit
+def _tabulated_response(activation, z):
+    code, _, lower, step, smoothing, table, flat = activation
+    n_flat = flat.shape[0]
+    # k: the last flat interval starting at or before z (-1: none).
+    low, high = 0, n_flat
+    while low < high:
+        middle = (low + high) // 2
+        if flat[middle, START] <= z:
+            low = middle + 1
+        else:
+            high = middle
+    k = low - 1
+    inside = k >= 0 and z <= flat[k, STOP]
+
+    if inside:
+        f, df = flat[k, VALUE], 0.0
+    else:
+        n = table.shape[0]
+        upper = lower + (n - 1) * step
+        if z > upper:
+            f, df = table[n - 1, F] + table[n - 1, F_SLOPE] * (z - upper), table[n - 1, F_SLOPE]
+        elif z < lower:
+            f, df = table[0, F] + table[0, F_SLOPE] * (z - lower), table[0, F_SLOPE]
+        else:
+            # The cubic of z's grid cell, cut at a flat interval's edge inside the cell,
+            # where f's exact edge value and one-sided slope replace the node's.
+            i = min(max(int((z - lower) / step), 0), n - 2)
+            a, b = lower + i * step, lower + (i + 1) * step
+            value_a, slope_a = table[i, F], table[i, F_SLOPE]
+            value_b, slope_b = table[i + 1, F], table[i + 1, F_SLOPE]
+            if k >= 0 and flat[k, STOP] >= a:
+                a, value_a, slope_a = flat[k, STOP], flat[k, VALUE], flat[k, SLOPE_AFTER]
+            if k + 1 < n_flat and flat[k + 1, START] <= b:
+                b, value_b, slope_b = flat[k + 1, START], flat[k + 1, VALUE], flat[k + 1, SLOPE_BEFORE]
+            f, df = _hermite(z, a, value_a, slope_a, b, value_b, slope_b)
+
+    if code == TABULATED_DISTANCE:
+        if inside:
+            return f, df, 0.0, 0.0
+        to_left = z - flat[k, STOP] if k >= 0 else np.inf
+        to_right = flat[k + 1, START] - z if k + 1 < n_flat else np.inf
+        if to_left < to_right:
+            return f, df, to_left, 1.0
+        if to_right < to_left:
+            return f, df, to_right, -1.0
+        return f, df, to_left, 0.0
+    plus, plus_slope = _variation(table, lower, step, smoothing, M_PLUS, z)
+    minus, minus_slope = _variation(table, lower, step, smoothing, M_MINUS, z)
+    if plus < minus:
+        return f, df, plus, plus_slope
+    if minus < plus:
+        return f, df, minus, minus_slope
+    return f, df, plus, 0.0
+
+
+@jit
+def respond(activation, z, out):
+    """``out[:, i] = unit_response(activation, z[i])`` for a 1-D array ``z``."""
+    for i in range(z.shape[0]):
+        f, df, fc, dfc = unit_response(activation, z[i])
+        out[0, i] = f
+        out[1, i] = df
+        out[2, i] = fc
+        out[3, i] = dfc
 
 
 @jit
@@ -68,7 +197,7 @@ def _normalize_rows(weights):
 @jit
 def sgd_epoch(
     blas_gemm, X, order, shift, encoder, encoder_bias, decoder, decoder_bias,
-    code, width, alpha, learning_rate, batch_size, normalize_every, update_count,
+    activation, alpha, learning_rate, batch_size, normalize_every, update_count,
     measure_squares,
 ):
     """Run one epoch of minibatch SGD on Eq. 2, in place on the parameters.
@@ -124,7 +253,7 @@ def sgd_epoch(
         hidden_loss[:] = 0.0
         for i in range(size):
             for k in range(n_components):
-                f, df, fc, dfc = unit_response(code, zb[i, k], width)
+                f, df, fc, dfc = unit_response(activation, zb[i, k])
                 hb[i, k] = f
                 zb[i, k] = df
                 pb[i, k] = alpha * dfc
@@ -170,17 +299,17 @@ def sgd_epoch(
 
 
 @jit
-def encode(blas_gemm, X, encoder, encoder_bias, code, width, out):
+def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
     """``out = F(X @ encoder.T + encoder_bias)``, written in place."""
     _fill_rows(out, encoder_bias)
     gemm(blas_gemm, 1.0, X, False, encoder, True, 1.0, out)
     for i in range(out.shape[0]):
         for k in range(out.shape[1]):
-            out[i, k] = unit_response(code, out[i, k], width)[0]
+            out[i, k] = unit_response(activation, out[i, k])[0]
 
 
 @jit
-def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, code, width, out):
+def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, activation, out):
     """``out[i] = 1/2 ||X[i] - G(X[i])||^2``, in blocks of rows to bound memory."""
     n_samples, n_features = X.shape
     block = min(n_samples, 512)
@@ -190,7 +319,7 @@ def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, code, wid
     for start in range(0, n_samples, block):
         size = min(block, n_samples - start)
         xb, hb, rb = X[start:start + size], hidden[:size], recon[:size]
-        encode(blas_gemm, xb, encoder, encoder_bias, code, width, hb)
+        encode(blas_gemm, xb, encoder, encoder_bias, activation, hb)
         _fill_rows(rb, decoder_bias)
         gemm(blas_gemm, 1.0, hb, False, decoder, False, 1.0, rb)
         for i in range(size):

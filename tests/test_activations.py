@@ -1,16 +1,22 @@
-"""The nonlinearities and their complementary functions (Eq. 1 and NOTES.md)."""
+"""The nonlinearities and their complementary functions (Eq. 1, Eq. 3 and NOTES.md)."""
+
+import pickle
 
 import numpy as np
 import pytest
+from scipy.integrate import quad
+from scipy.special import expit
 
 from sksatae import _kernels
 from sksatae.activations import (
-    ACTIVATION_CODES,
     ACTIVATIONS,
+    CLOSED_FORMS,
+    TabulatedActivation,
     activation_derivative,
     activation_function,
     complementary_derivative,
     complementary_function,
+    get_activation,
 )
 
 WIDTH = 0.3
@@ -35,7 +41,7 @@ def in_flat_set(activation, z):
     return (z <= 0) | (z >= 1)
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", CLOSED_FORMS)
 def test_complementary_is_distance_to_flat_set(activation):
     fc = complementary_function(activation, Z, WIDTH)
     assert np.all(fc[in_flat_set(activation, Z)] == 0)
@@ -43,7 +49,7 @@ def test_complementary_is_distance_to_flat_set(activation):
     np.testing.assert_allclose(fc, flat_set_distance(activation, Z), atol=1e-15)
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", CLOSED_FORMS)
 def test_flat_set_has_zero_slope_and_the_rest_does_not(activation):
     h = 1e-7
     away = Z[np.abs(np.abs(Z) - WIDTH) > 1e-3]
@@ -70,10 +76,10 @@ def test_satlinear_penalty_is_a_tent_peaking_at_one_half():
     np.testing.assert_allclose(complementary_function("satlinear", [0.2, 0.8]), [0.2, 0.2])
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", CLOSED_FORMS)
 def test_compiled_unit_response_matches_reference(activation):
-    code = ACTIVATION_CODES[activation]
-    compiled = np.array([_kernels.unit_response(code, z, WIDTH) for z in Z])
+    spec = get_activation(activation, WIDTH).kernel_spec()
+    compiled = np.array([_kernels.unit_response(spec, z) for z in Z])
     np.testing.assert_array_equal(compiled[:, 0], activation_function(activation, Z, WIDTH))
     np.testing.assert_array_equal(compiled[:, 1], activation_derivative(activation, Z, WIDTH))
     np.testing.assert_array_equal(compiled[:, 2], complementary_function(activation, Z, WIDTH))
@@ -82,4 +88,142 @@ def test_compiled_unit_response_matches_reference(activation):
 
 def test_unknown_activation_is_refused():
     with pytest.raises(ValueError, match="activation must be one of"):
-        activation_function("tanh", Z)
+        activation_function("softsign", Z)
+
+
+# ----------------------------------------------------------- tabulated activations
+
+CLOSED_FORM_FUNCTIONS = {
+    "shrink": lambda z: np.sign(z) * np.maximum(np.abs(z) - WIDTH, 0),
+    "relu": lambda z: np.maximum(z, 0),
+    "satlinear": lambda z: np.clip(z, 0, 1),
+}
+EXACT_FLAT_SETS = {
+    "shrink": ((-WIDTH, WIDTH),), "relu": ((-np.inf, 0.0),), "satlinear": ((-np.inf, 0.0), (1.0, np.inf)),
+}
+
+
+@pytest.mark.parametrize("activation", CLOSED_FORMS)
+def test_numerical_eq1_reproduces_the_closed_forms(activation):
+    tabulated = TabulatedActivation.from_function(CLOSED_FORM_FUNCTIONS[activation], name=activation)
+    assert tabulated.complementary_form == "distance"
+    np.testing.assert_allclose(tabulated.flat_set, EXACT_FLAT_SETS[activation], rtol=0, atol=1e-15)
+    assert tabulated.tabulation_error < 1e-12
+    z = np.concatenate([Z, rng.uniform(-19, 19, 2000)])
+    exact = get_activation(activation, WIDTH)
+    np.testing.assert_allclose(tabulated.function(z), exact.function(z), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(tabulated.complementary(z), exact.complementary(z), rtol=0, atol=1e-12)
+    kinks = np.array([edge for interval in EXACT_FLAT_SETS[activation] for edge in interval] + [0.5])
+    away = z[np.min(np.abs(z[:, None] - kinks[np.isfinite(kinks)]), axis=1) > 1e-9]
+    np.testing.assert_allclose(tabulated.derivative(away), exact.derivative(away), rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(tabulated.complementary_derivative(away),
+                                  exact.complementary_derivative(away))
+
+
+def sigmoid_slope(z):
+    return expit(z) * (1 - expit(z))
+
+
+def tanh_slope(z):
+    return 1 - np.tanh(z) ** 2
+
+
+def eq3_by_quadrature(slope, z, tau=1.0):
+    """min(M+, M-) of Eq. 3 with w(l) = l exp(-l/tau)/tau^2, integrated numerically."""
+    def look(direction):
+        return quad(lambda t: abs(slope(z + direction * t)) * np.exp(-t / tau) / tau, 0, np.inf,
+                    epsabs=1e-13, epsrel=1e-11, limit=200)[0]
+    return min(look(1.0), look(-1.0))
+
+
+@pytest.mark.parametrize("name, function, slope", [("sigmoid", expit, sigmoid_slope),
+                                                    ("tanh", np.tanh, tanh_slope)])
+def test_built_in_eq3_activations(name, function, slope):
+    activation = get_activation(name)
+    assert activation.flat_set == () and activation.complementary_form == "variation"
+    z = np.concatenate([rng.uniform(-45, 45, 3000), np.linspace(-6, 6, 121)])
+    scale = np.abs(function(z)).max()
+    assert np.abs(activation.function(z) - function(z)).max() / scale < 1e-10
+    assert np.abs(activation.derivative(z) - slope(z)).max() < 1e-8
+    for point in (-7.3, -2.0, -0.4, 0.0, 0.9, 3.1, 12.0, 39.0):
+        assert activation.complementary(point) == pytest.approx(eq3_by_quadrature(slope, point),
+                                                                rel=1e-6, abs=1e-12)
+
+    grid = np.linspace(-30, 30, 6001)
+    penalty = activation.complementary(grid)
+    assert abs(grid[np.argmax(penalty)]) < 0.02  # largest near 0 ...
+    left, right = penalty[grid <= 0], penalty[grid >= 0]
+    assert np.all(np.diff(left) >= -1e-15) and np.all(np.diff(right) <= 1e-15)  # ... decaying
+    assert penalty[0] < 1e-6 * penalty.max() and penalty[-1] < 1e-6 * penalty.max()  # to 0
+
+
+def test_non_monotonic_function_plateaus_where_its_slope_vanishes():
+    """Figure 6: at the top of a bump |f'| is 0 but Eq. 3's f_c only plateaus."""
+    bump = TabulatedActivation.from_function(lambda z: np.exp(-z**2 / 2), name="bump")
+    assert bump.complementary_form == "variation"
+    z = np.linspace(-4, 4, 8001)
+    slope, penalty = np.abs(bump.derivative(z)), bump.complementary(z)
+    top = np.argmin(np.abs(z))
+    assert slope[top] < 1e-12 < 0.5 * slope.max()
+    assert penalty[top] > 0.8 * penalty.max()
+    near_top = np.abs(z) < 0.25
+    assert np.ptp(penalty[near_top]) < 0.15 * penalty[top] < np.ptp(slope[near_top])
+    assert abs(bump.complementary_derivative(0.0)) < 1e-12
+
+
+@pytest.mark.parametrize("activation", list(ACTIVATIONS) + ["bump"])
+def test_tabulated_derivatives_match_finite_differences(activation):
+    if activation == "bump":
+        activation = TabulatedActivation.from_function(lambda z: np.exp(-z**2 / 2), name="bump")
+    activation = get_activation(activation, WIDTH)
+    kinks = [e for interval in activation.flat_set for e in interval if np.isfinite(e)] + [0, 0.5]
+    z = rng.uniform(-6, 6, 4000)
+    z = z[np.min(np.abs(z[:, None] - np.array(kinks)), axis=1) > 1e-4]
+    h = 1e-6
+    for value, slope in ((activation.function, activation.derivative),
+                         (activation.complementary, activation.complementary_derivative)):
+        numeric = (value(z + h) - value(z - h)) / (2 * h)
+        np.testing.assert_allclose(slope(z), numeric, rtol=1e-6, atol=1e-7)
+
+
+def test_extrapolation_beyond_the_tabulated_range():
+    leaky = TabulatedActivation.from_function(lambda z: np.maximum(z, 0.1 * z), limits=(-2, 2))
+    np.testing.assert_allclose(leaky.function([5.0, -5.0, 100.0]), [5.0, -0.5, 100.0], rtol=1e-9)
+    relu = TabulatedActivation.from_function(lambda z: np.maximum(z, 0), limits=(-2, 2))
+    assert relu.flat_set == ((-np.inf, 0.0),)
+    np.testing.assert_allclose(relu.function([-1e6, 1e6]), [0.0, 1e6], rtol=1e-9, atol=0)
+    np.testing.assert_array_equal(relu.complementary([-1e6, 1e6]), [0.0, 1e6])
+    tanh = get_activation("tanh")  # |f'| is ~0 past +-40, so M+ and M- relax to it
+    assert tanh.complementary(45.0) <= tanh.complementary(39.0) < 1e-15
+
+
+def test_derivative_can_be_given_and_is_checked():
+    given = TabulatedActivation.from_function(np.sin, np.cos, limits=(-3, 3))
+    np.testing.assert_allclose(given.derivative([0.3, -1.2]), np.cos([0.3, -1.2]), atol=1e-12)
+    with pytest.raises(ValueError, match="derivative given does not match"):
+        TabulatedActivation.from_function(np.sin, np.sin, limits=(-3, 3))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(function=lambda z: 1.0), "vectorised"),
+    (dict(function=lambda z: np.where(z > 5, np.inf, z)), "not finite at z=5"),
+    (dict(function=lambda z: np.zeros_like(z)), "constant"),
+    (dict(function=np.tanh, complementary="distance"), "no flat region"),
+    (dict(function=np.sin, n_points=9), "interpolating f"),
+    (dict(function=lambda z: np.where(z > 0.123, 1.0, 0.0)), "jumps at z=0.123"),
+    (dict(function=lambda z: np.where(z > 0.123, 1.0 + z, z)), "interpolating f"),
+    (dict(function=np.tanh, limits=(1, -1)), "limits"),
+    (dict(function=np.tanh, smoothing=0), "smoothing"),
+    (dict(function=np.tanh, complementary="l1"), "complementary"),
+])
+def test_bad_tabulation_gets_a_clear_error(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TabulatedActivation.from_function(**kwargs)
+
+
+def test_tabulated_activation_holds_no_callable_and_pickles():
+    activation = TabulatedActivation.from_function(lambda z: np.exp(-z**2 / 2), name="bump")
+    assert not any(callable(value) for value in vars(activation).values())
+    restored = pickle.loads(pickle.dumps(activation))
+    assert restored == activation and restored is not activation
+    np.testing.assert_array_equal(restored.complementary(Z), activation.complementary(Z))

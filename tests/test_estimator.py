@@ -17,7 +17,12 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from sksatae import DivergenceError, SaturatingAutoEncoder
 from sksatae._autoencoder import _alpha_schedule
-from sksatae.activations import ACTIVATIONS, activation_function, complementary_function
+from sksatae.activations import (
+    ACTIVATIONS,
+    CLOSED_FORMS,
+    activation_function,
+    complementary_function,
+)
 
 
 @pytest.fixture(scope="module")
@@ -78,10 +83,12 @@ def test_warm_start_continues_the_schedule(digits):
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_training_lowers_the_loss(digits, activation):
     X, _ = digits
+    # A sigmoid's slope is at most 1/4, so at the same step its encoder moves 16 times slower.
+    ratio = 0.7 if activation in CLOSED_FORMS else 0.8
     model = small_model(activation=activation, alpha=0.1, alpha_step=None, max_iter=10).fit(X)
-    assert model.loss_curve_[-1] < 0.7 * model.loss_curve_[0]
+    assert model.loss_curve_[-1] < ratio * model.loss_curve_[0]
     untrained_energy = small_model(activation=activation, max_iter=1, learning_rate=1e-12).fit(X)
-    assert model.energy(X).mean() < 0.7 * untrained_energy.energy(X).mean()
+    assert model.energy(X).mean() < ratio * untrained_energy.energy(X).mean()
 
 
 def test_same_random_state_gives_identical_components(digits):
@@ -304,7 +311,7 @@ def test_sparse_input_is_refused():
 
 @pytest.mark.parametrize(
     "params",
-    [dict(n_components=0), dict(activation="tanh"), dict(alpha=-1.0), dict(alpha_step=0.0),
+    [dict(n_components=0), dict(activation="softsign"), dict(alpha=-1.0), dict(alpha_step=0.0),
      dict(learning_rate=0.0), dict(learning_rate="fast"), dict(batch_size=0), dict(max_iter=0),
      dict(tied_weights="yes"), dict(normalize_decoder_every=0), dict(shrink_width=-0.1),
      dict(n_threads=0), dict(init_scale=0.0)],

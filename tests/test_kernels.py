@@ -6,13 +6,34 @@ import pytest
 from sksatae import _kernels
 from sksatae._blas import gemm, gemm_address
 from sksatae.activations import (
-    ACTIVATION_CODES,
     ACTIVATIONS,
+    TabulatedActivation,
+    activation_derivative,
     activation_function,
+    complementary_derivative,
     complementary_function,
+    get_activation,
 )
 
 WIDTH = 0.1
+BUMP = TabulatedActivation.from_function(lambda z: np.exp(-z**2 / 2), name="bump")
+SOFT_SHRINK = TabulatedActivation.from_function(
+    lambda z: np.sign(z) * np.maximum(np.abs(z) - 0.2, 0) ** 2 / (1 + np.maximum(np.abs(z) - 0.2, 0)),
+    name="soft shrink")
+KERNEL_ACTIVATIONS = list(ACTIVATIONS) + [BUMP, SOFT_SHRINK]
+"""Closed forms, built-in Eq. 3 activations, and user functions with Eq. 3 and Eq. 1 penalties."""
+
+
+def spec(activation):
+    return get_activation(activation, WIDTH).kernel_spec()
+
+
+def kinks(activation):
+    """Where f or f_c has a kink: flat-set edges and midpoints between flat intervals
+    (and 0, where M+ and M- cross for the symmetric Eq. 3 activations)."""
+    flat = get_activation(activation, WIDTH).flat_set
+    edges = [edge for interval in flat for edge in interval if np.isfinite(edge)]
+    return edges + [(a[1] + b[0]) / 2 for a, b in zip(flat, flat[1:])] + [0.0]
 
 
 def reference_loss(X, encoder, encoder_bias, decoder, decoder_bias, activation, alpha):
@@ -50,7 +71,7 @@ def test_gemm_matches_numpy(dtype, transpose_a, transpose_b):
     np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", KERNEL_ACTIVATIONS, ids=str)
 @pytest.mark.parametrize("tied", [False, True])
 def test_full_batch_step_follows_finite_difference_gradient(activation, tied):
     X, encoder, encoder_bias, decoder, decoder_bias = make_problem()
@@ -59,7 +80,7 @@ def test_full_batch_step_follows_finite_difference_gradient(activation, tied):
         encoder = decoder
     before = [encoder.copy(), encoder_bias.copy(), decoder.copy(), decoder_bias.copy()]
     z = X @ encoder.T + encoder_bias
-    away_from_kinks = np.min(np.abs(np.stack([z, z - WIDTH, z + WIDTH, z - 0.5, z - 1.0])))
+    away_from_kinks = np.min(np.abs(np.stack([z - kink for kink in kinks(activation)])))
     assert away_from_kinks > 1e-3  # central differences below stay on one side of every kink
 
     def loss(params):
@@ -82,7 +103,7 @@ def test_full_batch_step_follows_finite_difference_gradient(activation, tied):
 
     loss_sum, _, n_seen, updates, finite = _kernels.sgd_epoch(
         gemm_address(np.float64), X, np.arange(len(X)), np.zeros(X.shape[1]), encoder,
-        encoder_bias, decoder, decoder_bias, ACTIVATION_CODES[activation], WIDTH, alpha, step,
+        encoder_bias, decoder, decoder_bias, spec(activation), alpha, step,
         len(X), 0, 0, False,
     )
     assert finite and n_seen == len(X) and updates == 1
@@ -106,14 +127,8 @@ def reference_epoch(X, order, shift, params, activation, alpha, step, batch_size
         h = activation_function(activation, z, WIDTH)
         r = h @ decoder + decoder_bias - xb
         total += 0.5 * (r**2).sum() + alpha * complementary_function(activation, z, WIDTH).sum()
-        df = (np.abs(z) > WIDTH) if activation == "shrink" else (z > 0) & (
-            (z < 1) if activation == "satlinear" else True)
-        if activation == "shrink":
-            dfc = np.sign(z) * (np.abs(z) > WIDTH)
-        elif activation == "relu":
-            dfc = (z > 0) * 1.0
-        else:
-            dfc = np.where((z > 0) & (z < 1), np.sign(0.5 - z), 0.0)
+        df = activation_derivative(activation, z, WIDTH)
+        dfc = complementary_derivative(activation, z, WIDTH)
         dz = (r @ decoder.T) * df + alpha * dfc
         lr = step / len(xb)
         grad_decoder, grad_encoder = h.T @ r, dz.T @ xb
@@ -134,7 +149,7 @@ def reference_epoch(X, order, shift, params, activation, alpha, step, batch_size
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", KERNEL_ACTIVATIONS, ids=str)
 @pytest.mark.parametrize("tied", [False, True])
 def test_epoch_matches_numpy_reference(dtype, activation, tied):
     X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=23, d=7, h=5, seed=3)
@@ -147,7 +162,7 @@ def test_epoch_matches_numpy_reference(dtype, activation, tied):
                                               3, tied)
     loss_sum, square_sum, n_seen, updates, finite = _kernels.sgd_epoch(
         gemm_address(dtype), X, order, shift.astype(dtype), *params,
-        ACTIVATION_CODES[activation], WIDTH, 0.3, 0.05, 4, 3, 0, True,
+        spec(activation), 0.3, 0.05, 4, 3, 0, True,
     )
     assert finite and n_seen == 23 and updates == 6
     expected_square = ((X.astype(np.float64) - shift.astype(dtype)) ** 2).sum()
@@ -164,18 +179,18 @@ def test_epoch_reports_divergence_instead_of_continuing():
     X, encoder, encoder_bias, decoder, decoder_bias = make_problem(n=50)
     *_, finite = _kernels.sgd_epoch(
         gemm_address(np.float64), 1e3 * X, np.arange(50), np.zeros(6), encoder, encoder_bias,
-        decoder, decoder_bias, 1, WIDTH, 0.0, 1e4, 1, 0, 0, False,
+        decoder, decoder_bias, spec("relu"), 0.0, 1e4, 1, 0, 0, False,
     )
     assert not finite
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("activation", KERNEL_ACTIVATIONS, ids=str)
 def test_encode_and_energy_match_numpy(dtype, activation):
     X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=1100, seed=5)
-    code = ACTIVATION_CODES[activation]
+    code = spec(activation)
     codes = np.empty((len(X), encoder.shape[0]), dtype)
-    _kernels.encode(gemm_address(dtype), X, encoder, encoder_bias, code, WIDTH, codes)
+    _kernels.encode(gemm_address(dtype), X, encoder, encoder_bias, code, codes)
     X64 = X.astype(np.float64)
     expected_codes = activation_function(activation, X64 @ encoder.T.astype(np.float64)
                                          + encoder_bias, WIDTH)
@@ -183,6 +198,6 @@ def test_encode_and_energy_match_numpy(dtype, activation):
     np.testing.assert_allclose(codes, expected_codes, rtol=tol, atol=tol)
     energy = np.empty(len(X), dtype)
     _kernels.energy(gemm_address(dtype), X, encoder, encoder_bias, decoder, decoder_bias, code,
-                    WIDTH, energy)
+                    energy)
     residual = X64 - (expected_codes @ decoder.astype(np.float64) + decoder_bias)
     np.testing.assert_allclose(energy, 0.5 * (residual**2).sum(axis=1), rtol=tol * 10, atol=tol)

@@ -1,6 +1,7 @@
 """Persistence: skops, pickle and joblib round trips of fitted estimators.
 
-The estimators keep only ndarrays and plain scalars, so skops needs to trust
+The estimators keep only ndarrays and plain scalars (a user's activation
+function is kept as tables, never as a callable), so skops needs to trust
 nothing but sksatae's own classes and a pickle refers to no numba object; a
 pickle or joblib file loads in a fresh process and gives the same outputs.
 """
@@ -20,9 +21,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from sksatae import SaturatingAutoEncoder, SATAEOutlierDetector
+from sksatae.activations import TabulatedActivation
 
 AUTOENCODER = "sksatae._autoencoder.SaturatingAutoEncoder"
 DETECTOR = "sksatae._outlier.SATAEOutlierDetector"
+TABULATED = "sksatae.activations.TabulatedActivation"
 SMALL = dict(n_components=6, max_iter=3, random_state=0)
 
 
@@ -40,6 +43,12 @@ def _fitted():
             [AUTOENCODER],
         ),
         "satlinear-tied": (SaturatingAutoEncoder(activation="satlinear", **SMALL).fit(X), [AUTOENCODER]),
+        "sigmoid": (SaturatingAutoEncoder(activation="sigmoid", **SMALL).fit(X), [AUTOENCODER]),
+        "user activation": (
+            SaturatingAutoEncoder(activation=TabulatedActivation.from_function(
+                lambda z: np.exp(-z**2 / 2), name="bump"), **SMALL).fit(X),
+            [AUTOENCODER, TABULATED],
+        ),
         "detector": (SATAEOutlierDetector(contamination=0.1, **SMALL).fit(X), [DETECTOR]),
         "pipeline": (
             make_pipeline(StandardScaler(), SATAEOutlierDetector(activation="relu", **SMALL)).fit(X),
@@ -90,7 +99,7 @@ def test_skops_file_round_trip(tmp_path):
     np.testing.assert_array_equal(loaded.decision_scores_, estimator.decision_scores_)
 
 
-@pytest.mark.parametrize("name", ["shrink", "satlinear-tied", "detector"])
+@pytest.mark.parametrize("name", ["shrink", "satlinear-tied", "user activation", "detector"])
 def test_loaded_model_continues_training_exactly(name):
     # The private training state (centring, update count) survives the trip.
     estimator, own_classes = FITTED[name]

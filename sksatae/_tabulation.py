@@ -1,0 +1,244 @@
+"""Building the tables of a :class:`~sksatae.activations.TabulatedActivation`
+from a Python function: nodes, slopes, flat intervals (Eq. 1) and the
+directional variations of Eq. 3. See ``TabulatedActivation.from_function``
+for what each step guarantees."""
+
+from numbers import Integral, Real
+
+import numpy as np
+
+MAX_TABULATION_ERROR = 1e-4
+_DIFFERENCE_STEP = 1e-5
+_BISECTIONS = 64
+
+
+def tabulate(function, derivative, name, complementary, smoothing, limits, n_points):
+    """Keyword arguments of ``TabulatedActivation`` for ``function``."""
+    lower, upper, smoothing, n_points = _check_arguments(
+        function, derivative, complementary, smoothing, limits, n_points)
+    if name is None:
+        name = getattr(function, "__name__", type(function).__name__)
+    nodes = np.linspace(lower, upper, n_points)
+    step = (upper - lower) / (n_points - 1)
+    values = _evaluate(function, nodes, "function")
+    scale = np.abs(values).max()
+    if scale == 0 or np.ptp(values) == 0:
+        raise ValueError(f"{name}: f is constant on {limits}; it has nothing to saturate.")
+
+    midpoints = nodes[:-1] + step / 2
+    middle_values = _evaluate(function, midpoints, "function")
+    flat = _flat_intervals(function, nodes, values, middle_values)
+    _check_continuous_at_edges(name, function, flat, scale)
+    slopes = _slopes(function, nodes, flat)
+    if derivative is not None:
+        given = _evaluate(derivative, nodes, "derivative")
+        _check_derivative(name, given, slopes, nodes, flat)
+        slopes = given
+    slopes[_inside(nodes, flat)] = 0.0
+    flat_rows = _flat_rows(function, derivative, flat)
+
+    if complementary == "auto":
+        complementary = "distance" if flat_rows.shape[0] else "variation"
+    if complementary == "distance" and not flat_rows.shape[0]:
+        raise ValueError(
+            f"{name}: f has no flat region on {limits} (no stretch where it is exactly "
+            "constant), so Eq. 1's distance to it is undefined; use complementary='variation'.")
+    table = np.zeros((n_points, 6))
+    table[:, 0], table[:, 1] = values, slopes
+    if complementary == "variation":
+        middle_slopes = (_slopes(function, midpoints, flat) if derivative is None
+                         else _evaluate(derivative, midpoints, "derivative"))
+        middle_slopes[_inside(midpoints, flat)] = 0.0
+        table[:, 2:] = _directional_variations(slopes, middle_slopes, step, smoothing)
+
+    fields = dict(name=name, complementary_form=complementary, smoothing=smoothing,
+                  limits=(lower, upper), table=table, flat=flat_rows, tabulation_error=0.0)
+    from .activations import TabulatedActivation
+
+    interpolated = TabulatedActivation(**fields).function(midpoints)
+    error = float(np.abs(interpolated - middle_values).max() / scale)
+    if not error <= MAX_TABULATION_ERROR:
+        raise ValueError(
+            f"{name}: interpolating f between {n_points} nodes on {limits} is off by {error:.2g} "
+            f"of its scale (at most {MAX_TABULATION_ERROR:g} is accepted); raise n_points or "
+            "narrow limits, and check that f is continuous.")
+    fields["tabulation_error"] = error
+    return fields
+
+
+def _check_arguments(function, derivative, complementary, smoothing, limits, n_points):
+    if not callable(function):
+        raise TypeError(f"function must be callable, got {function!r}.")
+    if derivative is not None and not callable(derivative):
+        raise TypeError(f"derivative must be callable or None, got {derivative!r}.")
+    if complementary not in ("auto", "distance", "variation"):
+        raise ValueError("complementary must be 'auto', 'distance' or 'variation', got "
+                         f"{complementary!r}.")
+    if not isinstance(smoothing, Real) or not 0 < smoothing < np.inf:
+        raise ValueError(f"smoothing must be a finite number > 0, got {smoothing!r}.")
+    if (np.ndim(limits) != 1 or len(limits) != 2 or not all(isinstance(v, Real) for v in limits)
+            or not -np.inf < limits[0] < limits[1] < np.inf):
+        raise ValueError(f"limits must be two finite numbers (low, high) with low < high, got {limits!r}.")
+    if not isinstance(n_points, Integral) or isinstance(n_points, bool) or n_points < 3:
+        raise ValueError(f"n_points must be an int >= 3, got {n_points!r}.")
+    return float(limits[0]), float(limits[1]), float(smoothing), int(n_points)
+
+
+def _evaluate(function, z, what):
+    try:
+        out = np.asarray(function(z.copy()), dtype=np.float64)
+    except Exception as exc:
+        raise ValueError(f"calling the {what} on a float64 array of shape {z.shape} failed: "
+                         f"{exc!r}; it must be vectorised (NumPy array in, array out).") from exc
+    if out.shape != z.shape:
+        raise ValueError(f"the {what} returned shape {out.shape} for input of shape {z.shape}; "
+                         "it must be vectorised (NumPy array in, array of the same shape out).")
+    if not np.isfinite(out).all():
+        bad = z[~np.isfinite(out)][0]
+        raise ValueError(f"the {what} is not finite at z={bad:g}; it must be finite on limits.")
+    return out
+
+
+def _flat_intervals(function, nodes, values, middle_values):
+    """Maximal runs of cells where f is exactly constant, as rows (start, stop,
+    value), edges refined by bisection; a run touching an end of the range is
+    unbounded."""
+    flat_cell = (values[1:] == values[:-1]) & (middle_values == values[:-1])
+    padded = np.concatenate([[False], flat_cell, [False]]).astype(np.int8)
+    run_starts = np.flatnonzero(np.diff(padded) == 1)  # first flat cell
+    run_stops = np.flatnonzero(np.diff(padded) == -1)  # one past the last flat cell
+    n_cells = len(nodes) - 1
+    # Where f's steps fall below its rounding (a sigmoid's tail), runs of equal
+    # values meet each other one ulp apart: no true flat region ends like that.
+    level = values[run_starts]
+    ulps = 4 * np.spacing(np.abs(level))
+    genuine = ((run_starts == 0) | (np.abs(values[run_starts - 1] - level) > ulps)) & (
+        (run_stops == n_cells) | (np.abs(values[np.minimum(run_stops + 1, n_cells)] - level) > ulps))
+    run_starts, run_stops = run_starts[genuine], run_stops[genuine]
+    starts = np.where(run_starts == 0, -np.inf, nodes[run_starts])
+    stops = np.where(run_stops == n_cells, np.inf, nodes[np.minimum(run_stops, n_cells)])
+    level = values[run_starts]
+    left = run_starts > 0
+    if left.any():  # the flat run extends from its first node down to where f changes
+        outside, within = nodes[run_starts[left] - 1], nodes[run_starts[left]]
+        starts[left] = _bisect(function, outside, within, level[left])
+    right = run_stops < n_cells
+    if right.any():
+        outside, within = nodes[run_stops[right] + 1], nodes[run_stops[right]]
+        stops[right] = _bisect(function, outside, within, level[right])
+    return np.column_stack([starts, stops, level])
+
+
+def _check_continuous_at_edges(name, function, flat, scale):
+    """Refuse a jump at a flat interval's edge, which the bisection would take for an edge."""
+    for start, stop, level in flat:
+        for edge, side in ((start, -1.0), (stop, 1.0)):
+            if np.isfinite(edge):
+                beside = np.array([edge + side * 1e-12 * max(1.0, abs(edge))])
+                if abs(_evaluate(function, beside, "function")[0] - level) > 1e-6 * scale:
+                    raise ValueError(f"{name}: f jumps at z={edge:g}; it must be continuous.")
+
+
+def _bisect(function, outside, within, level):
+    """The point between ``outside`` (f != level) and ``within`` (f == level)
+    where f stops being ``level``, to full precision (vectorised)."""
+    outside, within = outside.copy(), within.copy()
+    for _ in range(_BISECTIONS):
+        middle = (outside + within) / 2
+        same = _evaluate(function, middle, "function") == level
+        within = np.where(same, middle, within)
+        outside = np.where(same, outside, middle)
+    return within
+
+
+def _inside(z, flat):
+    inside = np.zeros(z.shape, dtype=bool)
+    for start, stop in flat[:, :2]:
+        inside |= (z >= start) & (z <= stop)
+    return inside
+
+
+def _slopes(function, nodes, flat):
+    """Central differences, one-sided away from a flat interval's edge nearby."""
+    delta = _DIFFERENCE_STEP * np.maximum(1.0, np.abs(nodes))
+    slopes = (_evaluate(function, nodes + delta, "function")
+              - _evaluate(function, nodes - delta, "function")) / (2 * delta)
+    edges = flat[:, :2][np.isfinite(flat[:, :2])]
+    for edge in edges:
+        near = np.abs(nodes - edge) < 2 * delta
+        if near.any():
+            side = np.where(nodes[near] >= edge, 1.0, -1.0)
+            slopes[near] = _one_sided_slope(function, nodes[near], side)
+    return slopes
+
+
+def _one_sided_slope(function, z, side):
+    """Second-order one-sided difference at ``z`` looking in direction ``side``."""
+    delta = side * _DIFFERENCE_STEP * np.maximum(1.0, np.abs(z))
+    f0 = _evaluate(function, z, "function")
+    f1 = _evaluate(function, z + delta, "function")
+    f2 = _evaluate(function, z + 2 * delta, "function")
+    return (-3 * f0 + 4 * f1 - f2) / (2 * delta)
+
+
+def _check_derivative(name, given, estimated, nodes, flat):
+    away = ~_inside(nodes, flat)
+    for edge in flat[:, :2][np.isfinite(flat[:, :2])]:
+        away &= np.abs(nodes - edge) > 1e-3 * max(1.0, abs(edge))
+    scale = max(np.abs(estimated[away]).max(initial=0.0), 1e-300)
+    mismatch = np.abs(given[away] - estimated[away]) / scale
+    # A kink of f lies between nodes, where central differences average the two sides.
+    if np.count_nonzero(mismatch > 1e-4) > max(2, away.sum() // 1000):
+        worst = nodes[away][np.argmax(mismatch)]
+        raise ValueError(f"{name}: the derivative given does not match f's slope (off by "
+                         f"{mismatch.max():.2g} of its scale at z={worst:g}).")
+
+
+def _flat_rows(function, derivative, flat):
+    """Rows ``start, stop, value, slope before start, slope after stop``."""
+    rows = np.zeros((len(flat), 5))
+    rows[:, :3] = flat
+    for row in rows:
+        for column, edge, side in ((3, row[0], -1.0), (4, row[1], 1.0)):
+            if np.isfinite(edge):
+                row[column] = _edge_slope(function, derivative, edge, side)
+    return rows
+
+
+def _edge_slope(function, derivative, edge, side):
+    if derivative is not None:
+        beside = edge + side * 1e-9 * max(1.0, abs(edge))
+        return float(_evaluate(derivative, np.array([beside]), "derivative")[0])
+    return float(_one_sided_slope(function, np.array([edge]), np.array([side]))[0])
+
+
+def _directional_variations(slopes, middle_slopes, step, smoothing):
+    """Columns ``M+, M+', M-, M-'`` of Eq. 3 at the nodes, for ``|f'|`` constant
+    beyond the range (f continues linearly there).
+
+    With ``|f'|`` linear between nodes the integrals are exact cell by cell:
+    ``M+(z_i) = e M+(z_i+1) + (1 - e) g_i + c (g_i+1 - g_i)``, with
+    ``e = exp(-h / tau)`` and ``c = (tau (1 - e) - h e) / h``, a first-order
+    recursive filter run from each end. Its O(h^2) error is removed by
+    Richardson extrapolation from the grid refined by the cells' midpoints.
+    """
+    coarse = np.abs(slopes)
+    fine = np.empty(2 * len(coarse) - 1)
+    fine[::2], fine[1::2] = coarse, np.abs(middle_slopes)
+    plus = (4 * _smooth(fine[::-1], step / 2, smoothing)[::-2]
+            - _smooth(coarse[::-1], step, smoothing)[::-1]) / 3
+    minus = (4 * _smooth(fine, step / 2, smoothing)[::2] - _smooth(coarse, step, smoothing)) / 3
+    return np.column_stack([plus, (plus - coarse) / smoothing, minus, (coarse - minus) / smoothing])
+
+
+def _smooth(magnitude, step, smoothing):
+    """``int_0^inf g(z - t) exp(-t / tau) / tau dt`` at every node, g piecewise linear."""
+    from scipy.signal import lfilter
+
+    ratio = step / smoothing
+    decay = np.exp(-ratio)
+    weight_here = -np.expm1(-ratio)
+    weight_slope = (smoothing * weight_here - step * decay) / step
+    increments = weight_here * magnitude[1:] + weight_slope * (magnitude[:-1] - magnitude[1:])
+    rest, _ = lfilter([1.0], [1.0, -decay], increments, zi=[decay * magnitude[0]])
+    return np.concatenate([magnitude[:1], rest])
