@@ -1,6 +1,7 @@
 """Figures of Goroshin & LeCun (2013) for fitted saturating auto-encoders.
 
-- :func:`plot_activation`: a nonlinearity and its complementary function (Figure 1);
+- :func:`plot_activation`: a nonlinearity, its complementary function and ``|f'|``
+  (Figures 1 and 6);
 - :func:`plot_energy_landscape`: the reconstruction energy of a 2-D model (Figures 2 and 3);
 - :func:`plot_components`: the decoder basis as image tiles (Figure 4);
 - :func:`plot_alpha_path`: one basis element as alpha grows (Figure 5).
@@ -16,7 +17,7 @@ import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from .activations import activation_derivative, activation_function, complementary_function
+from .activations import get_activation
 
 __all__ = ["plot_activation", "plot_energy_landscape", "plot_components", "plot_alpha_path"]
 
@@ -57,23 +58,31 @@ def _check_positive_int(value, name, minimum=1):
 
 
 def plot_activation(activation, shrink_width=0.1, ax=None, z_range=(-2, 2)):
-    """Plot a saturating nonlinearity above its complementary function (Figure 1).
+    """Plot a nonlinearity above its complementary function and ``|f'|`` (Figures 1 and 6).
 
-    The top panel shows ``f(z)``, the bottom one the saturation penalty
-    ``f_c(z)``, the distance of ``z`` to f's flat set; the flat set
-    (where ``f'(z) = 0``) is shaded in both.
+    The top panel shows ``f(z)``. The bottom one shows the saturation
+    penalty ``f_c(z)`` with ``|f'(z)|`` dashed for comparison: for the
+    closed forms ``f_c`` is the distance to f's flat set (Eq. 1), for an
+    activation without a flat region it is Section 5.1's Eq. 3, which
+    plateaus where ``|f'|`` merely touches zero (at the top of a bump, say)
+    and falls only where f stays flat over a stretch. The flat set
+    (``f' = 0`` on an interval) is shaded in both panels when f has one.
 
     Parameters
     ----------
-    activation : {"shrink", "relu", "satlinear"}
-        The nonlinearity, as in :class:`~sksatae.SaturatingAutoEncoder`.
+    activation : {"shrink", "relu", "satlinear", "sigmoid", "tanh"} or \
+            :class:`~sksatae.activations.Activation`
+        The nonlinearity, as in :class:`~sksatae.SaturatingAutoEncoder`,
+        for instance ``TabulatedActivation.from_function(f)`` for any
+        vectorised ``f``.
 
     shrink_width : float, default=0.1
-        Half-width of the shrink's flat region (ignored by the others).
+        Half-width of the shrink's flat region, for the name ``"shrink"``
+        (ignored otherwise).
 
     ax : pair of matplotlib Axes, default=None
-        Axes for ``f`` and ``f_c``, in that order. None creates a figure with
-        two stacked axes.
+        Axes for ``f`` and for ``f_c`` with ``|f'|``, in that order. None
+        creates a figure with two stacked axes.
 
     z_range : tuple of two floats, default=(-2, 2)
         The interval of pre-activations ``z`` to plot.
@@ -82,6 +91,13 @@ def plot_activation(activation, shrink_width=0.1, ax=None, z_range=(-2, 2)):
     -------
     fig : matplotlib Figure
         The figure holding the plots.
+
+    Notes
+    -----
+    The curves are ``activation.function``, ``activation.complementary``
+    and the absolute value of ``activation.derivative`` (0 on the closed
+    flat set, the subgradient training uses) at 1001 points of ``z_range``;
+    the shading covers the intervals of ``activation.flat_set``.
     """
     plt = _pyplot()
     if (
@@ -91,31 +107,52 @@ def plot_activation(activation, shrink_width=0.1, ax=None, z_range=(-2, 2)):
         raise ValueError(f"z_range must be two finite numbers (low, high) with low < high, got {z_range!r}.")
     if not _is_real(shrink_width) or shrink_width < 0:
         raise ValueError(f"shrink_width must be a finite number >= 0, got {shrink_width!r}.")
+    activation = get_activation(activation, shrink_width)
+    if ax is not None:
+        ax_f, ax_c = _check_axes(ax, 2)
     z = np.linspace(z_range[0], z_range[1], 1001)
-    values = activation_function(activation, z, shrink_width)
-    penalty = complementary_function(activation, z, shrink_width)
-    flat = activation_derivative(activation, z, shrink_width) == 0
+    values = activation.function(z)
+    penalty = activation.complementary(z)
+    slope = np.abs(activation.derivative(z))
+    flat_spans = _flat_spans(activation.flat_set, z_range)
 
     if ax is None:
         fig, (ax_f, ax_c) = plt.subplots(2, 1, sharex=True, figsize=(4.5, 5), layout="constrained")
     else:
-        ax_f, ax_c = _check_axes(ax, 2)
         fig = ax_f.figure
-    ax_f.plot(z, values, color="C0", linewidth=2)
-    ax_c.plot(z, penalty, color="C3", linewidth=2)
+    ax_f.plot(z, values, color="C0", linewidth=2, label="f")
+    ax_c.plot(z, penalty, color="C3", linewidth=2,
+              label=f"f_c ({_complementary_rule(activation)})")
+    ax_c.plot(z, slope, color="0.25", linewidth=1.2, linestyle="--", label="|f'| (for comparison)")
     for axis in (ax_f, ax_c):
-        axis.fill_between(z, 0, 1, where=flat, color="0.5", alpha=0.2, linewidth=0,
-                          transform=axis.get_xaxis_transform(), label="flat set of f (f' = 0)")
+        for number, (start, stop) in enumerate(flat_spans):
+            axis.axvspan(start, stop, color="0.5", alpha=0.2, linewidth=0,
+                         label=None if number else "flat set of f (f' = 0)")
         axis.axhline(0, color="0.3", linewidth=0.6)
         axis.grid(True, alpha=0.3)
         axis.set_xlim(z_range)
-    ax_f.set_title(f"{activation}: activation f")
+    ax_f.set_title(f"{activation.name}: activation f")
     ax_f.set_ylabel("f(z)")
-    ax_f.legend(loc="upper left", fontsize="small")
-    ax_c.set_title("complementary function f_c (saturation penalty)")
-    ax_c.set_ylabel("f_c(z)")
+    if flat_spans:
+        ax_f.legend(loc="upper left", fontsize="small")
+    ax_c.set_title("penalty f_c and |f'|")
+    ax_c.set_ylabel("f_c(z), |f'(z)|")
     ax_c.set_xlabel("pre-activation z")
+    ax_c.legend(loc="best", fontsize="x-small")
     return fig
+
+
+def _flat_spans(flat_set, z_range):
+    """The intervals of ``flat_set`` clipped to ``z_range``, those of positive width."""
+    low, high = z_range
+    spans = [(max(start, low), min(stop, high)) for start, stop in flat_set]
+    return [(start, stop) for start, stop in spans if start < stop]
+
+
+def _complementary_rule(activation):
+    if getattr(activation, "complementary_form", "distance") == "variation":
+        return "Eq. 3: min(M+, M-)"
+    return "Eq. 1: distance to the flat set"
 
 
 def _check_extent(extent):

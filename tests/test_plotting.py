@@ -11,10 +11,13 @@ from matplotlib.colors import to_rgba  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 from matplotlib.quiver import Quiver  # noqa: E402
+from scipy.integrate import quad  # noqa: E402
+from scipy.special import expit  # noqa: E402
 from sklearn.base import BaseEstimator  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 
 from sksatae import SaturatingAutoEncoder  # noqa: E402
+from sksatae.activations import Shrink, TabulatedActivation  # noqa: E402
 from sksatae.datasets import make_manifold_2d  # noqa: E402
 from sksatae.plotting import (  # noqa: E402
     plot_activation,
@@ -76,17 +79,65 @@ def test_missing_matplotlib_names_the_extra(monkeypatch, toy_model, call):
 
 # ---------------------------------------------------------------- plot_activation
 
-_REFERENCE = {
+_REFERENCE = {  # f, f_c, |f'| of the closed forms, with shrink width w
     "shrink": (
         lambda z, w: np.sign(z) * np.maximum(np.abs(z) - w, 0),
         lambda z, w: np.maximum(np.abs(z) - w, 0),
+        lambda z, w: (np.abs(z) > w).astype(float),
     ),
-    "relu": (lambda z, w: np.maximum(z, 0), lambda z, w: np.maximum(z, 0)),
+    "relu": (
+        lambda z, w: np.maximum(z, 0),
+        lambda z, w: np.maximum(z, 0),
+        lambda z, w: (z > 0).astype(float),
+    ),
     "satlinear": (
         lambda z, w: np.clip(z, 0, 1),
         lambda z, w: np.where((z > 0) & (z < 1), np.minimum(z, 1 - z), 0),
+        lambda z, w: ((z > 0) & (z < 1)).astype(float),
     ),
 }
+
+
+def _gaussian_bump(z):
+    return np.exp(-z ** 2 / 2)
+
+
+def _gaussian_bump_slope(z):
+    return -z * np.exp(-z ** 2 / 2)
+
+
+_SMOOTH = {  # f and f' of the activations without a flat region
+    "sigmoid": (expit, lambda z: expit(z) * (1 - expit(z))),
+    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+    "Gaussian bump": (_gaussian_bump, _gaussian_bump_slope),
+}
+
+
+def _eq3_by_quadrature(slope, z, tau=1.0):
+    """min(M+, M-) of Eq. 3 with weight l exp(-l / tau) / tau^2, by numerical integration:
+    M+-(z) = int_0^inf |f'(z +- t)| exp(-t / tau) / tau dt."""
+    def directional(sign):
+        kink = [abs(z)] if z != 0 and np.sign(-z) == sign else None  # |f'| has a kink at 0
+        value, _ = quad(lambda t: abs(slope(z + sign * t)) * np.exp(-t / tau) / tau, 0, 60 * tau,
+                        points=kink, limit=200, epsabs=1e-12)
+        return value
+
+    return min(directional(1.0), directional(-1.0))
+
+
+@pytest.fixture(scope="module")
+def gaussian_bump():
+    return TabulatedActivation.from_function(_gaussian_bump, name="Gaussian bump",
+                                             complementary="variation")
+
+
+def _line(ax, label_start):
+    (line,) = [line for line in ax.get_lines() if line.get_label().startswith(label_start)]
+    return line.get_xdata(), line.get_ydata()
+
+
+def _shaded_spans(ax):
+    return sorted((patch.get_x(), patch.get_x() + patch.get_width()) for patch in ax.patches)
 
 
 @pytest.mark.parametrize("activation", ["shrink", "relu", "satlinear"])
@@ -94,39 +145,101 @@ def test_plot_activation_curves(activation):
     fig = plot_activation(activation, shrink_width=0.3, z_range=(-1.5, 2.5))
     assert isinstance(fig, Figure)
     ax_f, ax_c = fig.axes
-    f, f_c = _REFERENCE[activation]
-    for ax, reference in ((ax_f, f), (ax_c, f_c)):
-        (line,) = ax.get_lines()[:1]
-        z, values = line.get_xdata(), line.get_ydata()
-        assert z[0] == -1.5 and z[-1] == 2.5
+    f, f_c, slope = _REFERENCE[activation]
+    for ax, label, reference in ((ax_f, "f", f), (ax_c, "f_c", f_c), (ax_c, "|f'|", slope)):
+        z, values = _line(ax, label)
+        assert len(z) == 1001 and z[0] == -1.5 and z[-1] == 2.5
         np.testing.assert_allclose(values, reference(z, 0.3), atol=1e-12)
+    for ax in (ax_f, ax_c):
         assert ax.get_title() and ax.get_ylabel()
     assert ax_c.get_xlabel()
+    assert activation in ax_f.get_title()
+    assert "Eq. 1" in _line_labels(ax_c)[0]
 
 
-def test_plot_activation_shades_the_flat_set():
-    fig = plot_activation("shrink", shrink_width=0.3)
+def _line_labels(ax):
+    return [text.get_text() for text in ax.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh", "Gaussian bump"])
+def test_plot_activation_without_flat_region(name, gaussian_bump):
+    activation = gaussian_bump if name == "Gaussian bump" else name
+    fig = plot_activation(activation, z_range=(-4, 4))
+    ax_f, ax_c = fig.axes
+    f, slope = _SMOOTH[name]
+    z, values = _line(ax_f, "f")
+    np.testing.assert_allclose(values, f(z), atol=1e-9)
+    z, drawn_slope = _line(ax_c, "|f'|")
+    np.testing.assert_allclose(drawn_slope, np.abs(slope(z)), atol=1e-8)
+    z, penalty = _line(ax_c, "f_c")
+    sample = np.arange(0, 1001, 125)  # z = -4, -3, ..., 4
+    expected = [_eq3_by_quadrature(slope, point) for point in z[sample]]
+    np.testing.assert_allclose(penalty[sample], expected, atol=1e-6)
+    assert name in ax_f.get_title()
+    assert "Eq. 3" in _line_labels(ax_c)[0] and "|f'|" in _line_labels(ax_c)[1]
+    assert _shaded_spans(ax_f) == _shaded_spans(ax_c) == []
+    assert ax_f.get_legend() is None  # nothing to explain without a flat set
+
+
+def test_plot_activation_shows_figure_6_contrast(gaussian_bump):
+    # At the top of the bump |f'| vanishes while f_c only dips between its two humps.
+    ax_c = plot_activation(gaussian_bump, z_range=(-4, 4)).axes[1]
+    z, slope = _line(ax_c, "|f'|")
+    _, penalty = _line(ax_c, "f_c")
+    top = np.flatnonzero(z == 0)[0]
+    assert slope[top] < 1e-12 and slope.max() == pytest.approx(np.exp(-0.5), rel=1e-5)
+    between_humps = np.abs(z) <= 1
+    assert penalty[between_humps].min() > 0.5 * penalty.max()
+
+
+@pytest.mark.parametrize(
+    "activation, shrink_width, spans",
+    [
+        ("shrink", 0.3, [(-0.3, 0.3)]),
+        ("relu", 0.1, [(-2.0, 0.0)]),
+        ("satlinear", 0.1, [(-2.0, 0.0), (1.0, 2.0)]),
+        ("shrink", 0.0, []),  # a flat set of one point has nothing to shade
+        ("shrink", 5.0, [(-2.0, 2.0)]),
+    ],
+)
+def test_plot_activation_shades_the_flat_set(activation, shrink_width, spans):
+    fig = plot_activation(activation, shrink_width=shrink_width)
     for ax in fig.axes:
-        shading = ax.collections[0]
-        x = np.concatenate([path.vertices[:, 0] for path in shading.get_paths()])
-        assert x.min() == pytest.approx(-0.3, abs=0.005)
-        assert x.max() == pytest.approx(0.3, abs=0.005)
+        assert _shaded_spans(ax) == pytest.approx(spans, abs=1e-12)
+    labels = _line_labels(fig.axes[1])
+    assert ("flat set of f (f' = 0)" in labels) == bool(spans)
+    assert (fig.axes[0].get_legend() is not None) == bool(spans)
 
 
-def test_plot_activation_into_given_axes():
+def test_plot_activation_takes_activation_objects():
+    fig = plot_activation(Shrink(0.4), shrink_width=0.1)  # the object's own width wins
+    assert _shaded_spans(fig.axes[0]) == pytest.approx([(-0.4, 0.4)])
+    z, values = _line(fig.axes[1], "f_c")
+    np.testing.assert_allclose(values, np.maximum(np.abs(z) - 0.4, 0))
+    tabulated = TabulatedActivation.from_function(np.tanh, name="my tanh")
+    assert "Eq. 3" in _line_labels(plot_activation(tabulated).axes[1])[0]
+    assert "my tanh" in plot_activation(tabulated).axes[0].get_title()
+
+
+def test_plot_activation_into_given_axes(gaussian_bump):
     fig, axes = plt.subplots(1, 2)
     assert plot_activation("relu", ax=axes) is fig
     assert all(len(ax.get_lines()) >= 1 for ax in axes)
+    fig, axes = plt.subplots(2, 3)
+    assert plot_activation(gaussian_bump, ax=axes[:, 1]) is fig
+    assert [len(ax.get_lines()) for ax in axes.ravel()] == [0, 2, 0, 0, 3, 0]  # with y = 0 lines
 
 
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        ({"activation": "tanh"}, ValueError, "activation must be one of"),
+        ({"activation": "softplus"}, ValueError, "activation must be one of"),
+        ({"activation": np.tanh}, ValueError, "activation must be one of"),
         ({"activation": "relu", "z_range": (2, -2)}, ValueError, "z_range"),
         ({"activation": "relu", "z_range": (0, np.inf)}, ValueError, "z_range"),
         ({"activation": "relu", "z_range": 3}, ValueError, "z_range"),
         ({"activation": "shrink", "shrink_width": -1}, ValueError, "shrink_width"),
+        ({"activation": "sigmoid", "shrink_width": np.nan}, ValueError, "shrink_width"),
     ],
 )
 def test_plot_activation_bad_arguments(kwargs, error, match):
@@ -135,10 +248,12 @@ def test_plot_activation_bad_arguments(kwargs, error, match):
     assert plt.get_fignums() == []
 
 
-def test_plot_activation_rejects_a_single_axes():
-    _, ax = plt.subplots()
+@pytest.mark.parametrize("count", [1, 3])
+def test_plot_activation_needs_two_axes(count):
+    _, axes = plt.subplots(1, count, squeeze=False)
     with pytest.raises(ValueError, match="sequence of 2 Axes"):
-        plot_activation("relu", ax=ax)
+        plot_activation("sigmoid", ax=axes[0] if count > 1 else axes[0, 0])
+    assert all(ax.get_lines() == [] for ax in axes.ravel())
 
 
 # ---------------------------------------------------------------- plot_energy_landscape
@@ -418,6 +533,7 @@ def test_alpha_path_wrong_number_of_axes(staged_model):
 def test_every_figure_renders_to_png(tmp_path, toy_model, toy_data, staged_model):
     figures = [
         plot_activation("satlinear"),
+        plot_activation("tanh"),
         plot_energy_landscape(toy_model, toy_data, resolution=20),
         plot_components(staged_model, (3, 4)),
         plot_alpha_path(staged_model, 0, (3, 4)),
