@@ -38,7 +38,42 @@ def unit_response(activation, z):
     Subgradients are 0 on the closed flat set and where f_c has a peak
     between two equally distant flat intervals (or equal M+ and M-).
     """
-    code, width = activation[0], activation[1]
+    code, width, lower, step, smoothing, table, flat = activation
+    if code <= SATLINEAR:
+        return _closed_form_response(code, z, width)
+    return _tabulated_response(code, lower, step, smoothing, table, flat, float(z))
+
+
+@jit
+def _apply_activation(code, width, lower, step, smoothing, table, flat, pre, codes, penalty_grad,
+                      hidden_loss, alpha):
+    """Over a block of pre-activations: ``codes = f(z)``, ``pre = f'(z)`` in place,
+    ``penalty_grad = alpha f_c'(z)``, and ``hidden_loss[k] += f_c(z)`` per unit.
+
+    The loops are written per kind, and take the activation unpacked: a tuple
+    holding arrays, passed per call, costs reference counting every time.
+    """
+    if code <= SATLINEAR:
+        for i in range(pre.shape[0]):
+            for k in range(pre.shape[1]):
+                f, df, fc, dfc = _closed_form_response(code, pre[i, k], width)
+                codes[i, k] = f
+                pre[i, k] = df
+                penalty_grad[i, k] = alpha * dfc
+                hidden_loss[k] += fc
+    else:
+        for i in range(pre.shape[0]):
+            for k in range(pre.shape[1]):
+                f, df, fc, dfc = _tabulated_response(code, lower, step, smoothing, table, flat,
+                                                     float(pre[i, k]))
+                codes[i, k] = f
+                pre[i, k] = df
+                penalty_grad[i, k] = alpha * dfc
+                hidden_loss[k] += fc
+
+
+@jit
+def _closed_form_response(code, z, width):
     if code == SHRINK:
         if z > width:
             return z - width, 1.0, z - width, 1.0
@@ -49,17 +84,15 @@ def unit_response(activation, z):
         if z > 0.0:
             return z, 1.0, z, 1.0
         return 0.0, 0.0, 0.0, 0.0
-    if code == SATLINEAR:
-        if z <= 0.0:
-            return 0.0, 0.0, 0.0, 0.0
-        if z >= 1.0:
-            return 1.0, 0.0, 0.0, 0.0
-        if z < 0.5:
-            return z, 1.0, z, 1.0
-        if z > 0.5:
-            return z, 1.0, 1.0 - z, -1.0
-        return z, 1.0, z, 0.0
-    return _tabulated_response(activation, float(z))
+    if z <= 0.0:
+        return 0.0, 0.0, 0.0, 0.0
+    if z >= 1.0:
+        return 1.0, 0.0, 0.0, 0.0
+    if z < 0.5:
+        return z, 1.0, z, 1.0
+    if z > 0.5:
+        return z, 1.0, 1.0 - z, -1.0
+    return z, 1.0, z, 0.0
 
 
 @jit
@@ -110,8 +143,7 @@ def _variation(table, lower, step, smoothing, column, z):
 
 
 @jit
-def _tabulated_response(activation, z):
-    code, _, lower, step, smoothing, table, flat = activation
+def _tabulated_response(code, lower, step, smoothing, table, flat, z):
     n_flat = flat.shape[0]
     # k: the last flat interval starting at or before z (-1: none).
     low, high = 0, n_flat
@@ -229,6 +261,7 @@ def sgd_epoch(
     visible_loss = np.empty(n_features, np.float64)
     hidden_loss = np.empty(n_components, np.float64)
     data_square = np.zeros(n_features, np.float64)
+    code, width, lower, table_step, smoothing, table, flat = activation
     loss_sum = 0.0
     n_visited = 0
     for start in range(0, n_samples, batch_size):
@@ -251,13 +284,8 @@ def sgd_epoch(
         _fill_rows(zb, encoder_bias)
         gemm(blas_gemm, 1.0, xb, False, encoder, True, 1.0, zb)
         hidden_loss[:] = 0.0
-        for i in range(size):
-            for k in range(n_components):
-                f, df, fc, dfc = unit_response(activation, zb[i, k])
-                hb[i, k] = f
-                zb[i, k] = df
-                pb[i, k] = alpha * dfc
-                hidden_loss[k] += fc
+        _apply_activation(code, width, lower, table_step, smoothing, table, flat, zb, hb, pb,
+                          hidden_loss, alpha)
         batch_loss = alpha * hidden_loss.sum()
 
         _fill_rows(rb, decoder_bias)
@@ -303,9 +331,16 @@ def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
     """``out = F(X @ encoder.T + encoder_bias)``, written in place."""
     _fill_rows(out, encoder_bias)
     gemm(blas_gemm, 1.0, X, False, encoder, True, 1.0, out)
-    for i in range(out.shape[0]):
-        for k in range(out.shape[1]):
-            out[i, k] = unit_response(activation, out[i, k])[0]
+    code, width, lower, step, smoothing, table, flat = activation
+    if code <= SATLINEAR:
+        for i in range(out.shape[0]):
+            for k in range(out.shape[1]):
+                out[i, k] = _closed_form_response(code, out[i, k], width)[0]
+    else:
+        for i in range(out.shape[0]):
+            for k in range(out.shape[1]):
+                out[i, k] = _tabulated_response(code, lower, step, smoothing, table, flat,
+                                                float(out[i, k]))[0]
 
 
 @jit
