@@ -7,14 +7,14 @@ accumulating into them, and weight updates are done by the gradient GEMMs
 themselves (``beta = 1``), so an epoch touches each weight matrix only inside
 BLAS.
 
-Activations arrive as the plain tuple ``Activation.kernel_spec()`` builds,
-``(code, width, lower, step, smoothing, table, flat)``: an integer code picks a
-closed form (``width`` is the shrink's), or one of the two tabulated forms, for
-which ``table`` holds, at the nodes ``lower + i * step``, the columns
+Activations arrive as the plain tuple ``Activation.kernel_spec()`` builds:
+``(code, width)`` for a closed form (``width`` is the shrink's), or
+``(code, width, lower, step, smoothing, table, flat)`` for the two tabulated
+forms, for which ``table`` holds, at the nodes ``lower + i * step``, the columns
 ``f, f', M+, M+', M-, M-'`` (Eq. 3's directional variations and their
 slopes) and ``flat`` holds the flat intervals of f as rows
-``start, stop, value, slope before start, slope after stop``. Every
-activation has the same numba type, so the kernels compile once.
+``start, stop, value, slope before start, slope after stop``. The kernels
+compile once for all closed forms and once for all tabulated activations.
 
 Shapes: ``X`` is (n_samples, n_features); ``encoder`` and ``decoder`` are
 (n_components, n_features) (the decoder holds basis elements as rows, i.e.
@@ -22,6 +22,8 @@ the transpose of W^d); when weights are tied the same array is passed as both.
 """
 
 import numpy as np
+
+from numba.extending import overload
 
 from ._blas import gemm
 from ._jit import jit
@@ -31,45 +33,35 @@ F, F_SLOPE, M_PLUS, M_PLUS_SLOPE, M_MINUS, M_MINUS_SLOPE = 0, 1, 2, 3, 4, 5
 START, STOP, VALUE, SLOPE_BEFORE, SLOPE_AFTER = 0, 1, 2, 3, 4
 
 
-@jit
 def unit_response(activation, z):
     """Return ``(f(z), f'(z), f_c(z), f_c'(z))`` for one pre-activation ``z``.
 
     Subgradients are 0 on the closed flat set and where f_c has a peak
     between two equally distant flat intervals (or equal M+ and M-).
+
+    Compiled callers get the body that matches the activation's tuple type
+    (below), inlined: kernels for the closed forms never compile the tables'
+    code, and no tuple holding arrays is passed per element (which would
+    cost reference counting on every call). This plain version runs when
+    numba's JIT is disabled.
     """
-    code, width, lower, step, smoothing, table, flat = activation
-    if code <= SATLINEAR:
-        return _closed_form_response(code, z, width)
+    if len(activation) == 2:
+        return _closed_form_response(activation[0], z, activation[1])
+    code, _, lower, step, smoothing, table, flat = activation
     return _tabulated_response(code, lower, step, smoothing, table, flat, float(z))
 
 
-@jit
-def _apply_activation(code, width, lower, step, smoothing, table, flat, pre, codes, penalty_grad,
-                      hidden_loss, alpha):
-    """Over a block of pre-activations: ``codes = f(z)``, ``pre = f'(z)`` in place,
-    ``penalty_grad = alpha f_c'(z)``, and ``hidden_loss[k] += f_c(z)`` per unit.
+@overload(unit_response, inline="always")
+def _unit_response_for(activation, z):
+    if len(activation) == 2:
+        def closed_form(activation, z):
+            return _closed_form_response(activation[0], z, activation[1])
+        return closed_form
 
-    The loops are written per kind, and take the activation unpacked: a tuple
-    holding arrays, passed per call, costs reference counting every time.
-    """
-    if code <= SATLINEAR:
-        for i in range(pre.shape[0]):
-            for k in range(pre.shape[1]):
-                f, df, fc, dfc = _closed_form_response(code, pre[i, k], width)
-                codes[i, k] = f
-                pre[i, k] = df
-                penalty_grad[i, k] = alpha * dfc
-                hidden_loss[k] += fc
-    else:
-        for i in range(pre.shape[0]):
-            for k in range(pre.shape[1]):
-                f, df, fc, dfc = _tabulated_response(code, lower, step, smoothing, table, flat,
-                                                     float(pre[i, k]))
-                codes[i, k] = f
-                pre[i, k] = df
-                penalty_grad[i, k] = alpha * dfc
-                hidden_loss[k] += fc
+    def tabulated(activation, z):
+        code, _, lower, step, smoothing, table, flat = activation
+        return _tabulated_response(code, lower, step, smoothing, table, flat, float(z))
+    return tabulated
 
 
 @jit
@@ -261,7 +253,6 @@ def sgd_epoch(
     visible_loss = np.empty(n_features, np.float64)
     hidden_loss = np.empty(n_components, np.float64)
     data_square = np.zeros(n_features, np.float64)
-    code, width, lower, table_step, smoothing, table, flat = activation
     loss_sum = 0.0
     n_visited = 0
     for start in range(0, n_samples, batch_size):
@@ -284,8 +275,13 @@ def sgd_epoch(
         _fill_rows(zb, encoder_bias)
         gemm(blas_gemm, 1.0, xb, False, encoder, True, 1.0, zb)
         hidden_loss[:] = 0.0
-        _apply_activation(code, width, lower, table_step, smoothing, table, flat, zb, hb, pb,
-                          hidden_loss, alpha)
+        for i in range(size):
+            for k in range(n_components):
+                f, df, fc, dfc = unit_response(activation, zb[i, k])
+                hb[i, k] = f
+                zb[i, k] = df
+                pb[i, k] = alpha * dfc
+                hidden_loss[k] += fc
         batch_loss = alpha * hidden_loss.sum()
 
         _fill_rows(rb, decoder_bias)
@@ -331,16 +327,9 @@ def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
     """``out = F(X @ encoder.T + encoder_bias)``, written in place."""
     _fill_rows(out, encoder_bias)
     gemm(blas_gemm, 1.0, X, False, encoder, True, 1.0, out)
-    code, width, lower, step, smoothing, table, flat = activation
-    if code <= SATLINEAR:
-        for i in range(out.shape[0]):
-            for k in range(out.shape[1]):
-                out[i, k] = _closed_form_response(code, out[i, k], width)[0]
-    else:
-        for i in range(out.shape[0]):
-            for k in range(out.shape[1]):
-                out[i, k] = _tabulated_response(code, lower, step, smoothing, table, flat,
-                                                float(out[i, k]))[0]
+    for i in range(out.shape[0]):
+        for k in range(out.shape[1]):
+            out[i, k] = unit_response(activation, out[i, k])[0]
 
 
 @jit

@@ -58,8 +58,6 @@ ACTIVATIONS = CLOSED_FORMS + ("sigmoid", "tanh")
 
 ACTIVATION_CODES = {name: code for code, name in enumerate(CLOSED_FORMS)}
 _TABULATED_DISTANCE, _TABULATED_VARIATION = 3, 4
-_NO_TABLE = np.zeros((2, 6))
-_NO_FLAT = np.zeros((0, 5))
 
 
 class Activation:
@@ -114,7 +112,7 @@ class Activation:
 
     def __eq__(self, other):
         return type(self) is type(other) and repr(self) == repr(other) and all(
-            np.array_equal(a, b) for a, b in zip(self.kernel_spec()[5:], other.kernel_spec()[5:]))
+            np.array_equal(a, b) for a, b in zip(self.kernel_spec()[2:], other.kernel_spec()[2:]))
 
     def __hash__(self):
         return hash(repr(self))
@@ -143,7 +141,7 @@ class Shrink(Activation):
         return ((-self.width, self.width),)
 
     def kernel_spec(self):
-        return (ACTIVATION_CODES["shrink"], self.width, 0.0, 1.0, 1.0, _NO_TABLE, _NO_FLAT)
+        return (ACTIVATION_CODES["shrink"], self.width)
 
     def function(self, z):
         z = np.asarray(z)
@@ -174,7 +172,7 @@ class RectifiedLinear(Activation):
         return ((-np.inf, 0.0),)
 
     def kernel_spec(self):
-        return (ACTIVATION_CODES["relu"], 0.0, 0.0, 1.0, 1.0, _NO_TABLE, _NO_FLAT)
+        return (ACTIVATION_CODES["relu"], 0.0)
 
     def function(self, z):
         return np.maximum(np.asarray(z), 0)
@@ -203,7 +201,7 @@ class SaturatedLinear(Activation):
         return ((-np.inf, 0.0), (1.0, np.inf))
 
     def kernel_spec(self):
-        return (ACTIVATION_CODES["satlinear"], 0.0, 0.0, 1.0, 1.0, _NO_TABLE, _NO_FLAT)
+        return (ACTIVATION_CODES["satlinear"], 0.0)
 
     def function(self, z):
         return np.clip(np.asarray(z), 0, 1)
