@@ -1,12 +1,14 @@
 """Reproduce the experiments of Goroshin & LeCun (2013) on bundled data.
 
-``python -m sksatae reproduce`` runs Figures 1 to 5 of the paper on data that
+``python -m sksatae reproduce`` runs Figures 1 to 6 of the paper on data that
 ships with the package or is generated (the 2-D spiral of
 :func:`~sksatae.datasets.make_manifold_2d`, natural image patches cut from
 scikit-learn's sample photographs, scikit-learn's digits binarised as a
 stand-in for binary MNIST; MNIST and CIFAR-10 only when their files are given),
-measures the paper's claims as numbers, and writes the figures,
-``metrics.json`` and a self-contained ``report.html`` into one folder.
+adds Section 5.1's extension to differentiable activations (Figure 6, and the
+energy landscape of Figure 2 for a SATAE-sigmoid), measures the paper's claims
+as numbers, and writes the figures, ``metrics.json`` and a self-contained
+``report.html`` into one folder.
 
 Every claim is a measured number with a threshold fixed in :data:`CLAIM_THRESHOLDS`;
 ``metrics.json`` records the number, the threshold and whether the claim held.
@@ -35,6 +37,8 @@ CLAIM_THRESHOLDS = {
     "off_data_ratio_unregularised": 2.0,
     "off_data_ratio_growth": 1.5,
     "spread_ratio": 0.85,
+    "bump_slope_at_top": 1e-6,
+    "bump_plateau_fraction": 0.5,
 }
 """The thresholds of the claims (see :func:`run_reproduction` for their use)."""
 
@@ -47,6 +51,7 @@ SETTINGS = {
         "figure2_alphas": (0.0, 0.02, 0.05, 0.1),
         "figure2_alpha_step": 0.01,
         "figure2_encoder_scale": 0.1,
+        "figure2_sigmoid_alphas": (0.0, 0.05, 0.1, 0.15, 0.2),
         "figure3_alphas": (0.0, 0.05, 0.1, 0.2),
         "figure3_alpha_step": 0.05,
         "patches": 10000,
@@ -237,13 +242,64 @@ def _figure1(out, plotting, plt, progress):
     for column, name in enumerate(("shrink", "relu", "satlinear")):
         plotting.plot_activation(name, shrink_width=0.5, ax=axes[:, column])
         axes[0, column].set_title(f"{name}: f")
-        axes[1, column].set_title(f"{name}: f_c (saturation penalty)")
-    fig.suptitle("Figure 1: nonlinearities f (top) and complementary functions f_c (bottom);"
-                 " shrink drawn with width 0.5")
+        axes[1, column].set_title(f"{name}: f_c (saturation penalty) and |f'|")
+    fig.suptitle("Figure 1: nonlinearities f (top) and complementary functions f_c (bottom, "
+                 "|f'| dashed); shrink drawn with width 0.5")
     fig.tight_layout()
     fig.savefig(out / "figure1_activations.png", dpi=90)
     plt.close(fig)
     progress("Figure 1 drawn")
+
+
+def _gaussian_bump(z):
+    return np.exp(-z ** 2 / 2)
+
+
+def _gaussian_bump_slope(z):
+    return -z * np.exp(-z ** 2 / 2)
+
+
+def _figure6(out, plotting, plt, progress):
+    """f, |f'| and Eq. 3's f_c for a Gaussian bump (non-monotonic), the sigmoid and tanh.
+
+    Measured on the bump: ``|f'|`` at its top ``z = 0`` and at its largest
+    (``z = +-1``), ``f_c`` at the top, at its largest, and its smallest value
+    between the two maxima of ``|f'|`` (``|z| <= 1``, the top of the bump).
+    """
+    from .activations import TabulatedActivation
+
+    bump = TabulatedActivation.from_function(_gaussian_bump, _gaussian_bump_slope,
+                                             name="Gaussian bump",
+                                             complementary="variation")
+    z = np.linspace(-4.0, 4.0, 801)
+    slope = np.abs(bump.derivative(z))
+    penalty = bump.complementary(z)
+    between_maxima = np.abs(z) <= 1.0
+    top = np.zeros(1)
+    measured = {
+        "slope_at_top": float(np.abs(bump.derivative(top))[0]),
+        "largest_slope": float(slope.max()),
+        "penalty_at_top": float(bump.complementary(top)[0]),
+        "smallest_penalty_on_top": float(penalty[between_maxima].min()),
+        "largest_penalty": float(penalty.max()),
+        "smoothing": bump.smoothing,
+    }
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6))
+    for column, activation in enumerate((bump, "sigmoid", "tanh")):
+        plotting.plot_activation(activation, ax=axes[:, column], z_range=(-4, 4))
+        name = axes[0, column].get_title().split(":")[0]
+        axes[0, column].set_title(f"{name}: f")
+        axes[1, column].set_title(f"{name}: f_c (Eq. 3) and |f'|")
+    axes[1, 0].annotate("top of the bump:\n|f'| = 0, f_c\nonly plateaus",
+                        (0.05, measured["penalty_at_top"]), xytext=(2.55, 0.45), ha="center",
+                        va="bottom", fontsize=8, arrowprops={"arrowstyle": "->"})
+    fig.suptitle(f"Figure 6: Eq. 3's complementary function f_c = min(M+ f, M- f) (tau = "
+                 f"{bump.smoothing:g}) beside |f'|; left: the Gaussian bump exp(-z^2/2)")
+    fig.tight_layout()
+    fig.savefig(out / "figure6_complementary.png", dpi=90)
+    plt.close(fig)
+    progress("Figure 6 drawn")
+    return measured
 
 
 def _sweep_plot(ax, summary, title):
@@ -287,6 +343,36 @@ def _figure2(out, cfg, plotting, plt, progress):
     fig.savefig(out / "figure2_shrink_energy.png", dpi=80)
     plt.close(fig)
     return results
+
+
+def _figure2_sigmoid(out, cfg, plotting, plt, progress):
+    """Figure 2's experiment with the sigmoid and Eq. 3's penalty (Section 5.1).
+
+    The same spiral, 10 basis vectors, schedule and energy threshold as the
+    shrink of Figure 2, from the estimator's default start: a sigmoid has no
+    dead zone, and with zero biases every unit starts in its most linear part.
+    """
+    from .datasets import make_manifold_2d
+
+    X = make_manifold_2d(cfg["toy_samples"], random_state=0)
+    grid = _grid(cfg["grid_resolution"])
+    alphas, seeds = cfg["figure2_sigmoid_alphas"], cfg["seeds"]
+    params = dict(n_components=10, activation="sigmoid", alpha_step=cfg["figure2_alpha_step"],
+                  max_iter=cfg["toy_epochs"])
+    sweep, models = _toy_sweep(X, grid, params, alphas, seeds, progress, "Figure 2 sigmoid")
+    summary = _contraction(sweep, alphas, seeds)
+    fig, axes = plt.subplots(1, len(alphas) + 1, figsize=(3.6 * (len(alphas) + 1), 3.8))
+    for column, alpha in enumerate(alphas):
+        plotting.plot_energy_landscape(
+            models[alpha][seeds[0]], X, resolution=cfg["grid_resolution"], ax=axes[column],
+            vmax=0.1, show_bases=False, title=f"alpha={alpha:g}, seed {seeds[0]}")
+    _sweep_plot(axes[-1], summary, f"{len(seeds)} seeds")
+    fig.suptitle("Section 5.1 on Figure 2's data: SATAE-sigmoid, 10 basis vectors, penalty of "
+                 "Eq. 3; energy E(x) (dark = low, clipped at 0.1)")
+    fig.tight_layout()
+    fig.savefig(out / "figure2_sigmoid_energy.png", dpi=80)
+    plt.close(fig)
+    return summary
 
 
 def _figure3(out, cfg, plotting, plt, progress):
@@ -457,7 +543,7 @@ def _contracted(summary):
 
 
 def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear_stages,
-            satlinear_standardised_stages):
+            satlinear_standardised_stages, fig6, sigmoid):
     t = CLAIM_THRESHOLDS
     claims = []
     near_linear = fig2["near_linear_start"]
@@ -568,6 +654,32 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         f"{t['spread_ratio']} x that of random filters (spread: see filter_spread)",
         spread_last <= t["spread_ratio"] * spread_first
         and spread_last <= t["spread_ratio"] * random_spread,
+    ))
+    slope_at_top = fig6["slope_at_top"] / fig6["largest_slope"]
+    plateau = fig6["smallest_penalty_on_top"] / fig6["largest_penalty"]
+    claims.append(_claim(
+        "7", "figure6_complementary.png",
+        "Figure 6 (Section 5.1, Eq. 3): for a non-monotonic differentiable f (a Gaussian bump), "
+        "|f'| vanishes at the top of the bump, where the complementary function only plateaus.",
+        {"slope_at_top_over_largest": slope_at_top,
+         "penalty_at_top_over_largest": fig6["penalty_at_top"] / fig6["largest_penalty"],
+         "smallest_penalty_on_top_over_largest": plateau},
+        f"|f'(0)| <= {t['bump_slope_at_top']:g} x the largest |f'|, and f_c >= "
+        f"{t['bump_plateau_fraction']} x its largest value everywhere between the two maxima "
+        "of |f'| (|z| <= 1)",
+        slope_at_top <= t["bump_slope_at_top"] and plateau >= t["bump_plateau_fraction"],
+        {"figure6": fig6},
+    ))
+    claims.append(_claim(
+        "8", "figure2_sigmoid_energy.png",
+        "Section 5.1 on Figure 2's data: a SATAE-sigmoid (10 basis vectors, penalty of Eq. 3, "
+        "default start) contracts its well-reconstructed region as alpha grows while the data "
+        "stays well reconstructed, as the shrink of Figure 2 does.",
+        {"contraction_ratio": sigmoid["ratio"], "alpha": sigmoid["alpha"],
+         "data_energy": sigmoid.get("data_energy_at_alpha")},
+        f"as claim 1: ratio <= {t['contraction_ratio']} and smaller for every seed",
+        _contracted(sigmoid),
+        {"sweep": sigmoid},
     ))
     return claims
 
@@ -682,6 +794,11 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
        without the penalty.
     6. The spatial spread (:func:`filter_spread`) of shrink filters with the
        penalty, of filters trained as long without it, and of random filters.
+    7. Figure 6: for a Gaussian bump tabulated with Eq. 3's penalty, ``|f'|``
+       at the top of the bump relative to its largest value, and the smallest
+       ``f_c`` between the two maxima of ``|f'|`` relative to its largest.
+    8. Claim 1's measurement for a SATAE-sigmoid (Eq. 3's penalty) from the
+       estimator's default start.
 
     Parameters
     ----------
@@ -716,6 +833,8 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
     _figure1(out, plotting, plt, progress)
     fig2 = _figure2(out, cfg, plotting, plt, progress)
     fig3 = _figure3(out, cfg, plotting, plt, progress)
+    fig6 = _figure6(out, plotting, plt, progress)
+    sigmoid = _figure2_sigmoid(out, cfg, plotting, plt, progress)
     shrink_stages, first_models, final_models, control_spreads, random_spread = \
         _shrink_on_patches(cfg, progress)
     satlinear_model, satlinear_stages = _satlinear_on_patches(
@@ -728,7 +847,8 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
     _figure5(out, satlinear_model, plotting, plt)
     progress("Figures 4 and 5 drawn")
     figures = ["figure1_activations.png", "figure2_shrink_energy.png",
-               "figure3_satlinear_energy.png", "figure4_patches.png", "figure5_alpha_path.png"]
+               "figure3_satlinear_energy.png", "figure4_patches.png", "figure5_alpha_path.png",
+               "figure6_complementary.png", "figure2_sigmoid_energy.png"]
 
     skipped = []
     for name, path, shape_note in (("mnist", mnist, "MNIST"), ("cifar10", cifar10, "CIFAR-10")):
@@ -753,7 +873,7 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
             figures.append("figure5_cifar10.png")
 
     claims = _claims(fig2, fig3, shrink_stages, control_spreads, random_spread,
-                     satlinear_stages, satlinear_standardised_stages)
+                     satlinear_stages, satlinear_standardised_stages, fig6, sigmoid)
     metrics = {
         "mode": "quick" if quick else "full",
         "settings": {key: list(value) if isinstance(value, tuple) else value
@@ -764,6 +884,8 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
         "experiments": {
             "figure2": fig2,
             "figure3": fig3,
+            "figure6": fig6,
+            "figure2_sigmoid": sigmoid,
             "shrink_patches_stages": shrink_stages,
             "satlinear_patches_stages": satlinear_stages,
             "satlinear_standardised_patches_stages": satlinear_standardised_stages,

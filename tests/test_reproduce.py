@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+from scipy.integrate import quad
 
 pytest.importorskip("matplotlib")
 
@@ -22,6 +23,8 @@ EXPECTED_FILES = [
     "figure3_satlinear_energy.png",
     "figure4_patches.png",
     "figure5_alpha_path.png",
+    "figure6_complementary.png",
+    "figure2_sigmoid_energy.png",
     "metrics.json",
     "report.html",
 ]
@@ -45,8 +48,9 @@ def test_every_file_written_and_report_links_figures(quick_run):
     for name in EXPECTED_FILES:
         assert (out / name).is_file() and (out / name).stat().st_size > 1000, name
     report = (out / "report.html").read_text()
-    for name in EXPECTED_FILES[:5]:
-        assert f'src="{name}"' in report
+    for name in EXPECTED_FILES:
+        if name.endswith(".png"):
+            assert f'src="{name}"' in report
     assert str(out) not in report  # images are referenced relatively
     assert report.count("did not hold") == 0
     assert len(metrics["skipped"]) == 2 and "--mnist" in metrics["skipped"][0]
@@ -54,12 +58,14 @@ def test_every_file_written_and_report_links_figures(quick_run):
 
 def test_every_claim_held(quick_run):
     _, metrics = quick_run
-    assert {c["id"] for c in metrics["claims"]} == {"1", "1b", "2", "3", "4", "5", "5b", "6"}
+    assert {c["id"] for c in metrics["claims"]} == {"1", "1b", "2", "3", "4", "5", "5b", "6",
+                                                    "7", "8"}
     failed = [(c["id"], c["measured"]) for c in metrics["claims"] if not c["held"]]
     assert not failed
 
 
-@pytest.mark.parametrize("key, number", [("figure2", "1"), ("figure3", "2")])
+@pytest.mark.parametrize("key, number",
+                         [("figure2", "1"), ("figure3", "2"), ("figure2_sigmoid", "8")])
 def test_low_energy_region_contracts(quick_run, key, number):
     _, metrics = quick_run
     sweep = metrics["experiments"][key]
@@ -74,6 +80,37 @@ def test_low_energy_region_contracts(quick_run, key, number):
     assert fractions[index].mean() <= CLAIM_THRESHOLDS["contraction_ratio"] * fractions[0].mean()
     assert np.all(fractions[index] < fractions[0])
     assert _claim(metrics, number)["held"]
+
+
+def test_sigmoid_starts_from_a_near_identity_landscape(quick_run):
+    # Without the penalty the sigmoid model (default start, no dead zone)
+    # reconstructs almost the whole square, like the paper's Figure 2, left.
+    _, metrics = quick_run
+    sweep = metrics["experiments"]["figure2_sigmoid"]
+    assert sweep["alphas"][0] == 0
+    assert min(sweep["per_seed_low_energy_fraction"][0]) >= 0.9
+    fractions = np.array(sweep["mean_low_energy_fraction"])
+    assert np.all(np.diff(fractions) < 0)  # falls at every step of alpha
+
+
+def _eq3_at_top_of_bump():
+    """f_c(0) for exp(-z^2 / 2) with smoothing 1: by symmetry M+ = M- =
+    int_0^inf t exp(-t^2 / 2) exp(-t) dt."""
+    value, _ = quad(lambda t: t * np.exp(-t ** 2 / 2 - t), 0, np.inf, epsabs=1e-13)
+    return value
+
+
+def test_complementary_function_plateaus_where_the_slope_vanishes(quick_run):
+    _, metrics = quick_run
+    bump = metrics["experiments"]["figure6"]
+    assert bump["smoothing"] == 1.0
+    assert bump["largest_slope"] == pytest.approx(np.exp(-0.5), rel=1e-6)  # |f'| at z = +-1
+    assert bump["slope_at_top"] <= CLAIM_THRESHOLDS["bump_slope_at_top"] * bump["largest_slope"]
+    assert bump["penalty_at_top"] == pytest.approx(_eq3_at_top_of_bump(), rel=1e-5)
+    assert bump["penalty_at_top"] >= bump["smallest_penalty_on_top"]
+    assert (bump["smallest_penalty_on_top"]
+            >= CLAIM_THRESHOLDS["bump_plateau_fraction"] * bump["largest_penalty"])
+    assert _claim(metrics, "7")["held"]
 
 
 def test_default_initialisation_does_not_contract(quick_run):
