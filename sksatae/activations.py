@@ -320,6 +320,21 @@ class TabulatedActivation(Activation):
         ``h^4 max|f''''| / 384`` with ``h`` the cell width (near 1e-12 for
         the built-in sigmoid); a kink of f away from its flat set is
         rounded over one cell.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksatae.activations import TabulatedActivation
+        >>> relu = TabulatedActivation.from_function(lambda z: np.maximum(z, 0), name="relu")
+        >>> relu.flat_set, relu.complementary_form
+        (((-inf, 0.0),), 'distance')
+        >>> relu.complementary([-1.0, 2.5])
+        array([0. , 2.5])
+        >>> bump = TabulatedActivation.from_function(lambda z: np.exp(-z**2 / 2), name="bump")
+        >>> bump.complementary_form, bool(bump.tabulation_error < 1e-10)
+        ('variation', True)
+        >>> bool(bump.derivative(0.0) == 0 < bump.complementary(0.0))
+        True
         """
         from ._tabulation import tabulate
 

@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["sksatae._autoencoder", "sksatae._outlier", "sksatae.datasets"]
+MODULES = ["sksatae._autoencoder", "sksatae._outlier", "sksatae.activations", "sksatae.datasets"]
 
 
 @pytest.mark.parametrize("module_name", MODULES)
