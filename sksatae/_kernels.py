@@ -103,27 +103,15 @@ def _hermite(z, a, value_a, slope_a, b, value_b, slope_b):
 
 
 @jit
-def _table_column(table, lower, step, column, z):
-    """Hermite interpolation of ``table[:, column]`` (values) with
-    ``table[:, column + 1]`` (slopes) at ``z`` inside the tabulated range."""
-    i = min(max(int((z - lower) / step), 0), table.shape[0] - 2)
-    a = lower + i * step
-    return _hermite(z, a, table[i, column], table[i, column + 1],
-                    a + step, table[i + 1, column], table[i + 1, column + 1])
+def _variation_outside(table, lower, step, smoothing, column, z):
+    """Eq. 3's M+ (``column == M_PLUS``) or M- at ``z`` beyond the table, and its slope.
 
-
-@jit
-def _variation(table, lower, step, smoothing, column, z):
-    """Eq. 3's M+ (``column == M_PLUS``) or M- at ``z``, and its slope.
-
-    Beyond the table f continues with its end slope, so ``|f'|`` is constant
-    there: M+ (right) and M- (left) equal it, and the other one relaxes
-    towards it exponentially with the smoothing length.
+    There f continues with its end slope, so ``|f'|`` is constant: M+ (right)
+    and M- (left) equal it, and the other one relaxes towards it
+    exponentially with the smoothing length.
     """
     n = table.shape[0]
     upper = lower + (n - 1) * step
-    if lower <= z <= upper:
-        return _table_column(table, lower, step, column, z)
     end = n - 1 if z > upper else 0
     tail = abs(table[end, F_SLOPE])
     if (column == M_PLUS) == (z > upper):
@@ -148,27 +136,42 @@ def _tabulated_response(code, lower, step, smoothing, table, flat, z):
     k = low - 1
     inside = k >= 0 and z <= flat[k, STOP]
 
+    n = table.shape[0]
+    upper = lower + (n - 1) * step
+    in_range = lower <= z <= upper
+    # Hermite weights of z's grid cell, shared by the columns: values at i, i + 1
+    # (v0, v2), node slopes (v1, v3); d* give the interpolant's derivative.
+    i = min(int((z - lower) / step), n - 2) if in_range else 0
+    t = (z - lower) / step - i
+    t2 = t * t
+    t3 = t2 * t
+    v0, v1, v2, v3 = 2.0 * t3 - 3.0 * t2 + 1.0, (t3 - 2.0 * t2 + t) * step, 3.0 * t2 - 2.0 * t3, (t3 - t2) * step
+    d0, d1, d3 = (6.0 * t2 - 6.0 * t) / step, 3.0 * t2 - 4.0 * t + 1.0, 3.0 * t2 - 2.0 * t
+
     if inside:
         f, df = flat[k, VALUE], 0.0
+    elif z > upper:
+        f, df = table[n - 1, F] + table[n - 1, F_SLOPE] * (z - upper), table[n - 1, F_SLOPE]
+    elif z < lower:
+        f, df = table[0, F] + table[0, F_SLOPE] * (z - lower), table[0, F_SLOPE]
     else:
-        n = table.shape[0]
-        upper = lower + (n - 1) * step
-        if z > upper:
-            f, df = table[n - 1, F] + table[n - 1, F_SLOPE] * (z - upper), table[n - 1, F_SLOPE]
-        elif z < lower:
-            f, df = table[0, F] + table[0, F_SLOPE] * (z - lower), table[0, F_SLOPE]
-        else:
-            # The cubic of z's grid cell, cut at a flat interval's edge inside the cell,
-            # where f's exact edge value and one-sided slope replace the node's.
-            i = min(max(int((z - lower) / step), 0), n - 2)
-            a, b = lower + i * step, lower + (i + 1) * step
+        a, b = lower + i * step, lower + (i + 1) * step
+        cut_left = k >= 0 and flat[k, STOP] >= a
+        cut_right = k + 1 < n_flat and flat[k + 1, START] <= b
+        if cut_left or cut_right:
+            # The cell is cut at a flat interval's edge: the cubic runs from the edge,
+            # with f's exact edge value and one-sided slope in place of the node's.
             value_a, slope_a = table[i, F], table[i, F_SLOPE]
             value_b, slope_b = table[i + 1, F], table[i + 1, F_SLOPE]
-            if k >= 0 and flat[k, STOP] >= a:
+            if cut_left:
                 a, value_a, slope_a = flat[k, STOP], flat[k, VALUE], flat[k, SLOPE_AFTER]
-            if k + 1 < n_flat and flat[k + 1, START] <= b:
+            if cut_right:
                 b, value_b, slope_b = flat[k + 1, START], flat[k + 1, VALUE], flat[k + 1, SLOPE_BEFORE]
             f, df = _hermite(z, a, value_a, slope_a, b, value_b, slope_b)
+        else:
+            f = v0 * table[i, F] + v1 * table[i, F_SLOPE] + v2 * table[i + 1, F] + v3 * table[i + 1, F_SLOPE]
+            df = (d0 * (table[i, F] - table[i + 1, F]) + d1 * table[i, F_SLOPE]
+                  + d3 * table[i + 1, F_SLOPE])
 
     if code == TABULATED_DISTANCE:
         if inside:
@@ -180,8 +183,20 @@ def _tabulated_response(code, lower, step, smoothing, table, flat, z):
         if to_right < to_left:
             return f, df, to_right, -1.0
         return f, df, to_left, 0.0
-    plus, plus_slope = _variation(table, lower, step, smoothing, M_PLUS, z)
-    minus, minus_slope = _variation(table, lower, step, smoothing, M_MINUS, z)
+    if in_range:
+        plus = (v0 * table[i, M_PLUS] + v1 * table[i, M_PLUS_SLOPE] + v2 * table[i + 1, M_PLUS]
+                + v3 * table[i + 1, M_PLUS_SLOPE])
+        minus = (v0 * table[i, M_MINUS] + v1 * table[i, M_MINUS_SLOPE] + v2 * table[i + 1, M_MINUS]
+                 + v3 * table[i + 1, M_MINUS_SLOPE])
+        if plus <= minus:
+            slope = (d0 * (table[i, M_PLUS] - table[i + 1, M_PLUS]) + d1 * table[i, M_PLUS_SLOPE]
+                     + d3 * table[i + 1, M_PLUS_SLOPE])
+            return f, df, plus, slope if plus < minus else 0.0
+        slope = (d0 * (table[i, M_MINUS] - table[i + 1, M_MINUS]) + d1 * table[i, M_MINUS_SLOPE]
+                 + d3 * table[i + 1, M_MINUS_SLOPE])
+        return f, df, minus, slope
+    plus, plus_slope = _variation_outside(table, lower, step, smoothing, M_PLUS, z)
+    minus, minus_slope = _variation_outside(table, lower, step, smoothing, M_MINUS, z)
     if plus < minus:
         return f, df, plus, plus_slope
     if minus < plus:
