@@ -101,6 +101,10 @@ def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
     Every array must have unit stride along its last axis (rows may be a
     prefix of a larger buffer). A row-major matrix is its transpose in
     column-major order, so ``c.T = op(b).T @ op(a).T`` is what BLAS computes.
+    The leading dimensions are the row strides, but never less than the row
+    length: a one-row array is contiguous whatever its row stride says (a
+    one-row DataFrame converts to one with a row stride of one element), and
+    BLAS refuses a leading dimension shorter than a row.
     """
     m, n = c.shape
     k = a.shape[0] if transpose_a else a.shape[1]
@@ -110,7 +114,7 @@ def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
     _fortran_gemm(
         address, _YES if transpose_b else _NO, _YES if transpose_a else _NO,
         n, m, k, c.dtype.type(alpha),
-        b.ctypes.data, max(b.strides[0] // item, 1),
-        a.ctypes.data, max(a.strides[0] // item, 1),
-        c.dtype.type(beta), c.ctypes.data, max(c.strides[0] // item, 1),
+        b.ctypes.data, max(b.strides[0] // item, b.shape[1], 1),
+        a.ctypes.data, max(a.strides[0] // item, a.shape[1], 1),
+        c.dtype.type(beta), c.ctypes.data, max(c.strides[0] // item, c.shape[1], 1),
     )
