@@ -4,8 +4,15 @@ The BLAS routine is scipy's ``scipy.linalg.cython_blas`` entry point. Its
 address is looked up in Python and passed to the kernels as an ordinary
 integer argument, so no process-specific address is baked into compiled code
 and numba's on-disk cache stays valid across processes.
+
+With numba's JIT disabled (``NUMBA_DISABLE_JIT=1``), the kernels run as plain
+Python and the intrinsic below cannot run; the same routine is then called
+through ``ctypes`` with the same arguments, so ``gemm`` behaves identically.
 """
 
+import ctypes
+
+import numba
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -65,6 +72,25 @@ def _fortran_gemm(typingctx, address, transa, transb, m, n, k, alpha, a, lda, b,
     return signature, codegen
 
 
+def _fortran_gemm_through_ctypes(address, transa, transb, m, n, k, alpha, a, lda, b, ldb,
+                                 beta, c, ldc):
+    """What ``_fortran_gemm`` compiles to, for uncompiled runs."""
+    real = ctypes.c_float if np.dtype(type(alpha)) == np.float32 else ctypes.c_double
+    function = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 13)(address)
+
+    def by_ref(value, kind=ctypes.c_int):
+        return ctypes.byref(kind(value))
+
+    function(
+        by_ref(transa, ctypes.c_char), by_ref(transb, ctypes.c_char),
+        by_ref(m), by_ref(n), by_ref(k), by_ref(alpha, real), a, by_ref(lda), b, by_ref(ldb),
+        by_ref(beta, real), c, by_ref(ldc),
+    )
+
+
+if numba.config.DISABLE_JIT:
+    _fortran_gemm = _fortran_gemm_through_ctypes  # noqa: F811
+
 _NO, _YES = ord("N"), ord("T")
 
 
@@ -75,6 +101,10 @@ def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
     Every array must have unit stride along its last axis (rows may be a
     prefix of a larger buffer). A row-major matrix is its transpose in
     column-major order, so ``c.T = op(b).T @ op(a).T`` is what BLAS computes.
+    The leading dimensions are the row strides, but never less than the row
+    length: a one-row array is contiguous whatever its row stride says (a
+    one-row DataFrame converts to one with a row stride of one element), and
+    BLAS refuses a leading dimension shorter than a row.
     """
     m, n = c.shape
     k = a.shape[0] if transpose_a else a.shape[1]
@@ -84,7 +114,7 @@ def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
     _fortran_gemm(
         address, _YES if transpose_b else _NO, _YES if transpose_a else _NO,
         n, m, k, c.dtype.type(alpha),
-        b.ctypes.data, max(b.strides[0] // item, 1),
-        a.ctypes.data, max(a.strides[0] // item, 1),
-        c.dtype.type(beta), c.ctypes.data, max(c.strides[0] // item, 1),
+        b.ctypes.data, max(b.strides[0] // item, b.shape[1], 1),
+        a.ctypes.data, max(a.strides[0] // item, a.shape[1], 1),
+        c.dtype.type(beta), c.ctypes.data, max(c.strides[0] // item, c.shape[1], 1),
     )

@@ -5,6 +5,10 @@ Compiled code is cached on disk unless ``SKSATAE_NUMBA_CACHE=0``. When no
 cache location is writable (a read-only install with no writable user cache
 directory), numba refuses ``cache=True`` at decoration time; we then compile
 without a cache instead of failing at import.
+
+With ``NUMBA_DISABLE_JIT=1`` numba returns every kernel uncompiled, to run as
+plain Python (slowly); ``_blas`` supplies the one piece, the BLAS call, that
+only exists in compiled code.
 """
 
 import os

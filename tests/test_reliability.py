@@ -1,0 +1,297 @@
+"""Determinism, thread counts, concurrent inference, memory of fit, read-only
+installs and the uncompiled (``NUMBA_DISABLE_JIT=1``) paths.
+
+On-disk caching across processes, the cache switch and the fallback when numba
+finds no cache location are in ``test_caching.py``; here the same fallback is
+exercised on a real read-only copy of the package.
+"""
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import sksatae
+from sksatae import SaturatingAutoEncoder
+from sksatae._blas import gemm, gemm_address
+
+PACKAGE_DIR = Path(sksatae.__file__).parent
+
+FIT_AND_DIGEST = """
+import hashlib, json, sys
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.preprocessing import StandardScaler
+import sksatae
+from sksatae import SaturatingAutoEncoder
+
+X = StandardScaler().fit_transform(load_digits().data)
+digests = {"package": sksatae.__file__}
+for dtype in ("float64", "float32"):
+    Xd = X.astype(dtype)
+    model = SaturatingAutoEncoder(n_components=12, alpha=0.2, max_iter=2, random_state=0).fit(Xd)
+    for name, array in [("components", model.components_), ("transform", model.transform(Xd)),
+                        ("energy", model.energy(Xd)), ("loss_curve", model.loss_curve_)]:
+        digests[f"{dtype} {name}"] = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+print(json.dumps(digests))
+"""
+
+
+def run_python(code, cwd, env):
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True,
+                          text=True, check=True, timeout=300)
+
+
+def environment(pythonpath, **changes):
+    """This environment with ``pythonpath`` first on the path; ``None`` unsets a variable."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(pythonpath), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = str(value)
+    return env
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import StandardScaler
+
+    return StandardScaler().fit_transform(load_digits().data)
+
+
+# ------------------------------------------------------------ determinism
+
+def test_same_random_state_is_bit_identical_across_processes(tmp_path):
+    env = environment(PACKAGE_DIR.parent, NUMBA_CACHE_DIR=tmp_path / "cache")
+    runs = [json.loads(run_python(FIT_AND_DIGEST, tmp_path, env).stdout) for _ in range(2)]
+    assert runs[0]["package"] == str(PACKAGE_DIR / "__init__.py")
+    assert runs[0] == runs[1]
+    assert len(runs[0]) == 9
+
+
+def test_same_random_state_is_bit_identical_within_a_process(digits):
+    def fit_outputs():
+        model = SaturatingAutoEncoder(n_components=12, alpha=0.2, max_iter=2,
+                                      random_state=0).fit(digits)
+        return model.components_, model.transform(digits), model.energy(digits)
+
+    for first, second in zip(fit_outputs(), fit_outputs()):
+        np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_or_two_blas_threads_give_bit_identical_fits(dtype):
+    # Products large enough for OpenBLAS to split them between threads
+    # (128 x 256 x 64 multiply-adds, above its threshold for threading).
+    X = np.random.default_rng(0).standard_normal((1500, 256)).astype(dtype)
+    results = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            in_force = {info["num_threads"] for info in threadpool_info()
+                        if info["user_api"] == "blas"}
+            assert in_force == {min(threads, os.cpu_count() or 1)}
+            model = SaturatingAutoEncoder(n_components=64, alpha=0.1, max_iter=2, batch_size=128,
+                                          n_threads=threads, random_state=0).fit(X)
+            results.append((model.components_, model.transform(X), model.energy(X)))
+    for one_thread, two_threads in zip(*results):
+        np.testing.assert_array_equal(one_thread, two_threads)
+
+
+# ------------------------------------------------------------ concurrency
+
+def test_concurrent_inference_matches_serial_calls(digits):
+    model = SaturatingAutoEncoder(n_components=24, alpha=0.2, max_iter=2,
+                                  random_state=0).fit(digits)
+    inputs = [np.tile(digits, (3, 1)).astype(dtype) for dtype in (np.float64, np.float32)]
+    serial = [(model.transform(X), model.score_samples(X)) for X in inputs]
+    n_threads, repeats = 8, 5
+    start = threading.Barrier(n_threads)
+    results, errors = [None] * n_threads, []
+
+    def work(index):
+        try:
+            X = inputs[index % 2]
+            start.wait()
+            results[index] = [(model.transform(X), model.score_samples(X))
+                              for _ in range(repeats)]
+        except Exception as error:  # reported below: an exception in a thread is otherwise lost
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for index, calls in enumerate(results):
+        codes, scores = serial[index % 2]
+        for concurrent_codes, concurrent_scores in calls:
+            np.testing.assert_array_equal(concurrent_codes, codes)
+            np.testing.assert_array_equal(concurrent_scores, scores)
+
+
+# ------------------------------------------------------------ memory
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_fit_does_not_copy_the_data(shuffle):
+    rng = np.random.default_rng(0)
+    X = np.empty((50_000, 100))  # 40 MB, filled in blocks to avoid a temporary of that size
+    for start in range(0, len(X), 5000):
+        X[start:start + 5000] = rng.standard_normal((5000, 100))
+    X.flags.writeable = False  # fit only reads X
+    model = SaturatingAutoEncoder(n_components=8, alpha=0.1, alpha_step=None, max_iter=1,
+                                  batch_size=256, shuffle=shuffle, random_state=0)
+    model.fit(X[:500])  # compile first; compilation allocates too
+    tracemalloc.start()
+    try:
+        model.fit(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # What fit allocates beyond the model: the visiting order (8 bytes per sample) and, when
+    # sizing the step, a block of 4096 centred rows and its squares (6.7 MiB here). A copy of
+    # X would be 38 MiB, a float32 copy 19 MiB.
+    assert peak < 0.25 * X.nbytes, f"peak {peak / 2**20:.1f} MiB, X {X.nbytes / 2**20:.0f} MiB"
+
+
+# ------------------------------------------------------------ one-row input
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gemm_accepts_a_one_row_array_whatever_its_row_stride(dtype):
+    rng = np.random.default_rng(0)
+    row = rng.standard_normal(5).astype(dtype)
+    # Contiguous, as numpy sees it, with a row stride of one element (as from a one-row frame).
+    a = np.lib.stride_tricks.as_strided(row, shape=(1, 5), strides=(row.itemsize,) * 2)
+    assert a.flags.c_contiguous
+    b = rng.standard_normal((3, 5)).astype(dtype)
+    c = np.full((1, 3), np.nan, dtype)
+    gemm(gemm_address(dtype), 1.0, a, False, b, True, 0.0, c)
+    np.testing.assert_allclose(c, row[None] @ b.T, rtol=1e-5)
+
+
+def test_one_row_frames_transform_like_arrays(digits):
+    model = SaturatingAutoEncoder(n_components=8, max_iter=1, random_state=0).fit(digits)
+    frame = pd.DataFrame(digits[:1])
+    np.testing.assert_array_equal(model.transform(frame), model.transform(digits[:1]))
+    np.testing.assert_array_equal(model.energy(frame), model.energy(digits[:1]))
+
+
+# ------------------------------------------------------------ read-only install
+
+FIT_IN_INSTALL = """
+import json, warnings
+import numpy as np
+import sksatae
+from sksatae import SaturatingAutoEncoder
+X = np.random.default_rng(0).standard_normal((60, 5))
+model = SaturatingAutoEncoder(n_components=3, alpha=0.1, max_iter=2, random_state=0).fit(X)
+print(json.dumps({"package": sksatae.__file__, "energy": model.energy(X).tolist()}))
+"""
+
+
+def blocked_path(folder, name):
+    """A path that no user can create a folder at, root included: its parent is a file.
+    (Root ignores permission bits, so read-only folders alone do not stop it.)"""
+    blocker = folder / f"{name}-is-a-file"
+    blocker.write_text("")
+    return blocker / name
+
+
+def make_read_only(root):
+    for path in [root, *root.rglob("*")]:
+        mode = path.stat().st_mode
+        path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+@pytest.fixture
+def read_only_install(tmp_path):
+    """A copy of the package in a read-only folder, with no writable place for a cache."""
+    site = tmp_path / "site"
+    shutil.copytree(PACKAGE_DIR, site / "sksatae", ignore=shutil.ignore_patterns("__pycache__"))
+    # numba's cache next to the sources: a file where its folder would go, for root's sake.
+    (site / "sksatae" / "__pycache__").write_text("")
+    home = tmp_path / "home"
+    home.mkdir()
+    make_read_only(site)
+    make_read_only(home)
+    no_cache_anywhere = dict(NUMBA_CACHE_DIR=None, SKSATAE_NUMBA_CACHE=None,
+                             HOME=blocked_path(tmp_path, "home"),
+                             XDG_CACHE_HOME=blocked_path(tmp_path, "cache"))
+    yield site, no_cache_anywhere
+    for path in [site, home, *site.rglob("*"), *home.rglob("*")]:
+        if path.is_dir():
+            path.chmod(path.stat().st_mode | stat.S_IWUSR)
+
+
+def written_files(root):
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def check_install_run(done, site, expected_energy):
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["package"] == str(site / "sksatae" / "__init__.py")
+    np.testing.assert_allclose(result["energy"], expected_energy, rtol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def expected_energy():
+    X = np.random.default_rng(0).standard_normal((60, 5))
+    model = SaturatingAutoEncoder(n_components=3, alpha=0.1, max_iter=2, random_state=0).fit(X)
+    return model.energy(X)
+
+
+def test_read_only_install_caches_in_a_writable_numba_cache_dir(read_only_install, tmp_path,
+                                                               expected_energy):
+    site, no_cache_anywhere = read_only_install
+    before = written_files(site)
+    cache = tmp_path / "numba-cache"
+    env = environment(site, **{**no_cache_anywhere, "NUMBA_CACHE_DIR": cache})
+    done = run_python(FIT_IN_INSTALL, tmp_path, env)
+    check_install_run(done, site, expected_energy)
+    assert "Warning" not in done.stderr, done.stderr
+    assert any(name.endswith(".nbi") for name in written_files(cache))
+    assert written_files(site) == before
+
+
+def test_read_only_install_without_any_cache_location_compiles_with_one_warning(
+        read_only_install, tmp_path, expected_energy):
+    site, no_cache_anywhere = read_only_install
+    before = written_files(site)
+    done = run_python(FIT_IN_INSTALL, tmp_path, environment(site, **no_cache_anywhere))
+    check_install_run(done, site, expected_energy)
+    assert done.stderr.count("RuntimeWarning") == 1, done.stderr
+    assert done.stderr.count("sksatae: numba cannot cache compiled kernels") == 1
+    assert written_files(site) == before
+
+
+def test_read_only_install_with_caching_switched_off_is_silent(read_only_install, tmp_path,
+                                                               expected_energy):
+    site, no_cache_anywhere = read_only_install
+    before = written_files(site)
+    env = environment(site, **{**no_cache_anywhere, "SKSATAE_NUMBA_CACHE": "0"})
+    done = run_python(FIT_IN_INSTALL, tmp_path, env)
+    check_install_run(done, site, expected_energy)
+    assert "Warning" not in done.stderr, done.stderr
+    assert written_files(site) == before
+
+
+# ------------------------------------------------------------ uncompiled kernels
+
+def test_uncompiled_kernels_fit_and_infer_like_the_compiled_ones(tmp_path, expected_energy):
+    done = run_python(FIT_IN_INSTALL, tmp_path,
+                      environment(PACKAGE_DIR.parent, NUMBA_DISABLE_JIT=1))
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(result["energy"], expected_energy, rtol=1e-9)
