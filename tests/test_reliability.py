@@ -42,7 +42,8 @@ for dtype in ("float64", "float32"):
     model = SaturatingAutoEncoder(n_components=12, alpha=0.2, max_iter=2, random_state=0).fit(Xd)
     for name, array in [("components", model.components_), ("transform", model.transform(Xd)),
                         ("energy", model.energy(Xd)), ("loss_curve", model.loss_curve_)]:
-        digests[f"{dtype} {name}"] = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+        digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+        digests[f"{dtype} {name}"] = digest
 print(json.dumps(digests))
 """
 
