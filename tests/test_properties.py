@@ -23,6 +23,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sksatae import DivergenceError, SaturatingAutoEncoder
 from sksatae.activations import ACTIVATIONS
 
+# Frames meet models fitted on arrays and the other way round; scikit-learn warns, rightly.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:X (has|does not have valid) feature names:UserWarning")
+
 PROPERTY_SETTINGS = dict(deadline=None, derandomize=True, database=None,
                          suppress_health_check=[HealthCheck.too_slow])
 

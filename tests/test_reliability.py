@@ -42,7 +42,8 @@ for dtype in ("float64", "float32"):
     model = SaturatingAutoEncoder(n_components=12, alpha=0.2, max_iter=2, random_state=0).fit(Xd)
     for name, array in [("components", model.components_), ("transform", model.transform(Xd)),
                         ("energy", model.energy(Xd)), ("loss_curve", model.loss_curve_)]:
-        digests[f"{dtype} {name}"] = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+        digest = hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+        digests[f"{dtype} {name}"] = digest
 print(json.dumps(digests))
 """
 
@@ -89,6 +90,17 @@ def test_same_random_state_is_bit_identical_within_a_process(digits):
         return model.components_, model.transform(digits), model.energy(digits)
 
     for first, second in zip(fit_outputs(), fit_outputs()):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_same_sequence_of_partial_fits_is_bit_identical(digits):
+    def trained():
+        model = SaturatingAutoEncoder(n_components=12, alpha=0.2, random_state=0)
+        for block in np.array_split(digits, 3):
+            model.partial_fit(block)
+        return model.components_, model.transform(digits)
+
+    for first, second in zip(trained(), trained()):
         np.testing.assert_array_equal(first, second)
 
 
@@ -141,6 +153,27 @@ def test_concurrent_inference_matches_serial_calls(digits):
         for concurrent_codes, concurrent_scores in calls:
             np.testing.assert_array_equal(concurrent_codes, codes)
             np.testing.assert_array_equal(concurrent_scores, scores)
+
+
+# ------------------------------------------------------------ interruption
+
+def test_interruption_in_the_first_epoch_is_raised_and_changes_nothing(digits, monkeypatch):
+    from sksatae import _kernels
+
+    def interrupted_epoch(*args):
+        raise KeyboardInterrupt
+
+    fresh = SaturatingAutoEncoder(n_components=8, max_iter=1, random_state=0)
+    fitted = SaturatingAutoEncoder(n_components=8, max_iter=1, random_state=0).fit(digits)
+    before = {key: np.copy(value) for key, value in vars(fitted).items() if key.endswith("_")}
+    monkeypatch.setattr(_kernels, "sgd_epoch", interrupted_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fresh.fit(digits)
+    assert not hasattr(fresh, "components_")
+    with pytest.raises(KeyboardInterrupt):
+        fitted.partial_fit(digits)
+    for key, value in before.items():
+        np.testing.assert_array_equal(getattr(fitted, key), value)
 
 
 # ------------------------------------------------------------ memory
