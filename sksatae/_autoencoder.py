@@ -235,7 +235,12 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     Notes
     -----
-    Float32 input is trained and transformed in float32, float64 in float64.
+    Float32 input is trained and transformed in float32, float64 in float64
+    (polars frames arrive as float64: scikit-learn's validation converts them
+    so). Data whose squares overflow the working dtype, or whose mean dwarfs
+    its spread beyond what the dtype resolves (in float32, about 8000 times),
+    is refused with a ValueError that says so; so are inputs whose codes or
+    energies would overflow it.
     Sparse input is refused (the kernels are dense); densify it first.
 
     Training state is kept exactly when an error interrupts it: if SGD
@@ -348,9 +353,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             The fitted estimator.
         """
         continuing = self.warm_start and hasattr(self, "components_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=not continuing)
+        X = self._validated(X, reset=not continuing)
         shift = X.mean(axis=0, dtype=np.float64)
-        learning_rate = self._resolve_learning_rate(X, shift)
+        learning_rate = self._resolve_learning_rate(X, shift, _checked_squared_norms(X, shift))
         start = self.alpha_path_[-1] if continuing else None
         stages = _alpha_schedule(start, self.alpha, self.alpha_step)
         rng = check_random_state(self.random_state)
@@ -378,23 +383,23 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             The updated estimator.
         """
         first_pass = not hasattr(self, "components_")
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=first_pass)
+        X = self._validated(X, reset=first_pass)
         if first_pass:
             shift = X.mean(axis=0, dtype=np.float64)
-            learning_rate = self._resolve_learning_rate(X, shift)
+            learning_rate = self._resolve_learning_rate(X, shift, _checked_squared_norms(X, shift))
             rng = check_random_state(self.random_state)
         else:
             shift = self._shift
+            _checked_squared_norms(X, shift)
             learning_rate = (self.learning_rate_ if self.learning_rate == "auto"
                              else float(self.learning_rate))
             rng = _continued_rng(self.random_state, self.n_iter_)
         self._train(X, shift, learning_rate, [float(self.alpha)], 1, rng, not first_pass)
         return self
 
-    def _resolve_learning_rate(self, X, shift):
+    def _resolve_learning_rate(self, X, shift, squared_norms):
         if self.learning_rate != "auto":
             return float(self.learning_rate)
-        squared_norms = _centred_squared_norms(X, shift)
         mean_norm, max_norm = float(squared_norms.mean()), float(squared_norms.max())
         if not mean_norm > 1e-12 * X.shape[1]:
             mean_norm = max_norm = float(X.shape[1])
@@ -456,7 +461,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         else:
             params = self._initial_parameters(X.shape[1], dtype, rng, tied)
             update_count = 0
-        activation = self._activation()
+        activation = activation_object = self._activation()
         # What a model pays on constant data when its units rest near z = 0 (nothing for the
         # closed forms; Eq. 3 penalties are positive everywhere, a sigmoid outputs 1/2).
         resting_penalty = float(activation.complementary(np.linspace(-1.0, 1.0, 21)).max())
@@ -490,9 +495,13 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         loss = loss_sum / n_seen
                         if baseline is None:  # the loss of a model that outputs the centre
                             baseline = 0.5 * square_sum / n_seen
-                        blown_up = loss > _BLOW_UP_FACTOR * (
+                        limit = _BLOW_UP_FACTOR * (
                             baseline + resting_loss + stage_alpha * self.n_components
                             * (np.sqrt(2 * baseline) + resting_penalty))
+                        # No later batch measures the epoch's last update: measure it here.
+                        last = order[(n_seen - 1) // batch_size * batch_size:n_seen] if finite else []
+                        blown_up = not loss <= limit or not _batch_loss(
+                            X, last, shift, params, tied, activation_object, stage_alpha) <= limit
                         if blown_up or not (finite and all(np.isfinite(p).all() for p in params)):
                             where = (f"alpha={stage_alpha:g} (stage {stage_index + 1}, epoch "
                                      f"{epoch + 1}) with learning_rate={learning_rate:.4g}: the loss "
@@ -570,15 +579,30 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     def _check_input(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        return self._validated(X, reset=False)
+
+    def _validated(self, X, reset):
+        if len(getattr(X, "shape", ())) == 2 and X.shape[1] == 0:  # a frame without columns
+            raise ValueError(f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a "
+                             "minimum of 1 is required.")
+        return validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=reset)
 
     def _weights_as(self, dtype):
-        return (
-            np.ascontiguousarray(self.encoder_weights_, dtype=dtype),
-            np.ascontiguousarray(self.intercept_hidden_, dtype=dtype),
-            np.ascontiguousarray(self.components_, dtype=dtype),
-            np.ascontiguousarray(self.intercept_visible_, dtype=dtype),
-        )
+        names = ("encoder_weights_", "intercept_hidden_", "components_", "intercept_visible_")
+        with np.errstate(over="ignore"):  # checked just below
+            weights = tuple(np.ascontiguousarray(getattr(self, name), dtype=dtype) for name in names)
+        if not all(np.isfinite(w).all() for w in weights):
+            largest = max(float(np.abs(getattr(self, name)).max()) for name in names)
+            raise ValueError(f"The fitted parameters reach {largest:.3g}, beyond "
+                             f"{np.dtype(dtype)}'s range; pass float64 input.")
+        return weights
+
+    def _checked_output(self, out, what):
+        if not np.isfinite(out).all():
+            raise ValueError(
+                f"The {what} overflow {out.dtype} for this input (values of X far beyond those the "
+                "model was trained on); pass float64 input or rescale X as for training.")
+        return out
 
     def transform(self, X):
         """Encode ``X``: the codes ``F(W^e x + b^e)``.
@@ -597,7 +621,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         out = np.empty((X.shape[0], encoder.shape[0]), dtype=X.dtype)
         _kernels.encode(gemm_address(X.dtype), X, encoder, encoder_bias,
                         self._activation().kernel_spec(), out)
-        return out
+        return self._checked_output(out, "codes")
 
     def inverse_transform(self, X):
         """Decode codes: ``W^d h + b^d``.
@@ -620,7 +644,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 f"n_components={n_components} features."
             )
         _, _, decoder, decoder_bias = self._weights_as(H.dtype)
-        return H @ decoder + decoder_bias
+        return self._checked_output(H @ decoder + decoder_bias, "reconstructions")
 
     def energy(self, X):
         """Per-sample reconstruction energy ``E(x) = 1/2 ||x - G(x)||^2``.
@@ -639,7 +663,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         out = np.empty(X.shape[0], dtype=X.dtype)
         _kernels.energy(gemm_address(X.dtype), X, *self._weights_as(X.dtype),
                         self._activation().kernel_spec(), out)
-        return out
+        return self._checked_output(out, "energies")
 
     def score_samples(self, X):
         """Negated reconstruction energy: **higher means more typical**.
@@ -684,6 +708,19 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         return tags
 
 
+def _batch_loss(X, rows, shift, params, tied, activation, alpha):
+    """Mean Eq. 2 loss of ``X[rows]`` under ``params`` (centred by ``shift``), in float64."""
+    if len(rows) == 0:
+        return 0.0
+    encoder, encoder_bias, decoder, decoder_bias = (p.astype(np.float64) for p in params)
+    batch = X[rows].astype(np.float64) - shift
+    with np.errstate(all="ignore"):  # a blown-up model overflows: that is what is measured
+        pre = batch @ encoder.T + encoder_bias
+        residual = activation.function(pre) @ decoder + decoder_bias - batch
+        loss = 0.5 * np.sum(residual**2) + alpha * np.sum(activation.complementary(pre))
+    return float(loss) / len(rows)
+
+
 def _alpha_schedule(start, stop, step):
     """Alphas of the stages: ``start + step, start + 2 step, ...`` ending at ``stop``.
 
@@ -697,6 +734,35 @@ def _alpha_schedule(start, stop, step):
         return [0.0, stop] if start is None and stop > 0 else [stop]
     count = math.ceil((stop - first) / step - 1e-9)
     return [round(first + i * step, 12) for i in range(count)] + [stop]
+
+
+def _checked_squared_norms(X, shift):
+    """``||x_i - shift||^2`` for every row, after checking that the working
+    dtype can train on ``X``: its squares must not overflow, and its mean must
+    not dwarf its spread (the intercepts, which absorb the mean, would lose
+    the data's variation to rounding)."""
+    squared_norms = _centred_squared_norms(X, shift)
+    dtype = X.dtype
+    if np.isfinite(squared_norms).all():
+        largest = math.sqrt(squared_norms.max())
+    else:
+        largest = max(abs(float(X.max())), abs(float(X.min())))
+    if not largest <= 1e-3 * math.sqrt(np.finfo(dtype).max):
+        raise ValueError(
+            f"X has values up to {largest:.3g} from its mean, too large for {dtype}: their "
+            f"squares overflow. Rescale X (for instance with sklearn.preprocessing."
+            f"StandardScaler){' or pass float64' if dtype == np.float32 else ''}.")
+    spread = math.sqrt(squared_norms.mean() / X.shape[1])
+    offset = math.sqrt(np.mean(shift**2))
+    # Constant X: the activations' own unit scale is the one left to resolve.
+    if offset > (spread or 1.0) / (1e3 * np.finfo(dtype).eps):
+        raise ValueError(
+            f"X's mean ({offset:.3g}, root mean square over features) is "
+            f"{offset / (spread or 1.0):.3g} times its spread ({spread:.3g}"
+            f"{', constant X: taken as 1' if not spread else ''}): in {dtype} the model cannot "
+            "resolve the data around so large an offset. Standardise X (for instance with "
+            f"sklearn.preprocessing.StandardScaler){' or pass float64' if dtype == np.float32 else ''}.")
+    return squared_norms
 
 
 def _centred_squared_norms(X, shift, block=4096):

@@ -48,7 +48,7 @@ def unit_response(activation, z):
     if len(activation) == 2:
         return _closed_form_response(activation[0], z, activation[1])
     code, _, lower, step, smoothing, table, flat = activation
-    return _tabulated_response(code, lower, step, smoothing, table, flat, float(z))
+    return _tabulated_response(code, lower, step, smoothing, table, flat, np.float64(z))
 
 
 @overload(unit_response, inline="always")
@@ -60,7 +60,7 @@ def _unit_response_for(activation, z):
 
     def tabulated(activation, z):
         code, _, lower, step, smoothing, table, flat = activation
-        return _tabulated_response(code, lower, step, smoothing, table, flat, float(z))
+        return _tabulated_response(code, lower, step, smoothing, table, flat, np.float64(z))
     return tabulated
 
 
@@ -280,7 +280,7 @@ def sgd_epoch(
                 for j in range(n_features):
                     value = X[row, j] - shift[j]
                     xb[i, j] = value
-                    data_square[j] += value * value
+                    data_square[j] += np.float64(value) ** 2  # float64: a float32 square underflows
         else:
             for i in range(size):
                 row = order[start + i]
@@ -362,8 +362,8 @@ def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, activatio
         _fill_rows(rb, decoder_bias)
         gemm(blas_gemm, 1.0, hb, False, decoder, False, 1.0, rb)
         for i in range(size):
-            total = 0.0
+            total = 0.0  # float64 whatever the dtype: float32 squares overflow at 1.8e19
             for j in range(n_features):
-                r = xb[i, j] - rb[i, j]
+                r = np.float64(xb[i, j]) - np.float64(rb[i, j])
                 total += r * r
             out[start + i] = 0.5 * total

@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sksatae import DivergenceError, SaturatingAutoEncoder
-from sksatae._autoencoder import _alpha_schedule
+from sksatae._autoencoder import _alpha_schedule, _centred_squared_norms
 from sksatae.activations import (
     ACTIVATIONS,
     CLOSED_FORMS,
@@ -139,7 +139,9 @@ def test_large_alpha_schedule_finishes_with_the_auto_step():
             model = SaturatingAutoEncoder(32, activation="shrink", alpha=3.0,
                                           random_state=seed).fit(X)
         assert np.isfinite(model.loss_curve_).all() and model.alpha_path_[-1] == 3.0
-        assert model.learning_rate_ >= model._resolve_learning_rate(X, X.mean(axis=0)) / 4
+        mean = X.mean(axis=0)
+        auto_step = model._resolve_learning_rate(X, mean, _centred_squared_norms(X, mean))
+        assert model.learning_rate_ >= auto_step / 4
 
 
 def test_auto_learning_rate_is_the_papers_step_on_standardised_data():
@@ -280,6 +282,63 @@ def test_bad_input_gets_a_clear_error(bad, message):
         SaturatingAutoEncoder(n_components=2).fit(bad)
 
 
+SMALL_DATA = np.random.default_rng(0).standard_normal((20, 4))
+
+
+@pytest.mark.parametrize("X, message", [
+    ((SMALL_DATA * 1e30).astype(np.float32), "from its mean, too large for float32: their squares"),
+    (SMALL_DATA * 1e200, "too large for float64"),
+    ((SMALL_DATA + 1e5).astype(np.float32), "times its spread"),
+    ((SMALL_DATA + 1e30).astype(np.float32), "cannot resolve"),  # constant in float32
+    (SMALL_DATA + 1e14, "cannot resolve"),
+])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_data_the_dtype_cannot_train_on_is_refused(X, message, method):
+    model = SaturatingAutoEncoder(3, max_iter=1, random_state=0)
+    with pytest.raises(ValueError, match=message):
+        getattr(model, method)(X)
+    assert not hasattr(model, "components_")
+
+
+def test_offsets_the_dtype_resolves_are_trained():
+    for X in ((SMALL_DATA + 1e3).astype(np.float32), SMALL_DATA + 1e9):
+        model = SaturatingAutoEncoder(3, max_iter=2, random_state=0).fit(X)
+        assert np.isfinite(model.energy(X)).all() and np.isfinite(model.transform(X)).all()
+
+
+def test_later_partial_fit_data_is_checked_against_the_first_centring():
+    model = SaturatingAutoEncoder(3, random_state=0).partial_fit(SMALL_DATA.astype(np.float32))
+    before = model.components_.copy()
+    with pytest.raises(ValueError, match="too large for float32"):
+        model.partial_fit((SMALL_DATA * 1e30).astype(np.float32))
+    np.testing.assert_array_equal(model.components_, before)
+
+
+def test_inference_refuses_what_overflows_the_dtype():
+    model = SaturatingAutoEncoder(3, max_iter=1, random_state=0).fit(SMALL_DATA.astype(np.float32))
+    huge = (SMALL_DATA * 1e30).astype(np.float32)
+    with pytest.raises(ValueError, match="energies overflow float32"):
+        model.energy(huge)
+    with pytest.raises(ValueError, match="energies overflow float32"):
+        model.score_samples(huge)
+    assert np.isfinite(model.energy(huge.astype(np.float64))).all()  # float64 copes
+    big = SaturatingAutoEncoder(3, max_iter=1, random_state=0).fit(SMALL_DATA)
+    big.intercept_visible_ = big.intercept_visible_ + 1e40
+    small = SMALL_DATA.astype(np.float32)
+    for method in ("transform", "energy"):
+        with pytest.raises(ValueError, match="reach 1e\\+40, beyond float32's range"):
+            getattr(big, method)(small)
+    with pytest.raises(ValueError, match="reach 1e\\+40, beyond float32's range"):
+        big.inverse_transform(big.transform(SMALL_DATA).astype(np.float32))
+    assert np.isfinite(big.energy(SMALL_DATA)).all()
+
+
+def test_frame_without_columns_names_the_problem():
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ValueError, match="0 feature"):
+        SaturatingAutoEncoder(2).fit(pd.DataFrame(index=range(3)))
+
+
 def test_continuing_training_cannot_change_the_number_of_components(digits):
     X, _ = digits
     model = small_model(max_iter=1).fit(X)
@@ -358,7 +417,7 @@ def test_auto_step_is_halved_and_the_stage_restarted_on_divergence(monkeypatch):
     X = make_manifold_2d(200, random_state=0)
     params = dict(n_components=10, alpha=0.02, alpha_step=0.01, max_iter=5, random_state=1)
     # An "auto" step that is too large for this data (a float 0.5 diverges, see above).
-    monkeypatch.setattr(SaturatingAutoEncoder, "_resolve_learning_rate", lambda self, X, s: 0.5)
+    monkeypatch.setattr(SaturatingAutoEncoder, "_resolve_learning_rate", lambda self, X, s, norms: 0.5)
     with pytest.warns(ConvergenceWarning, match="restarting the stage with half the step"):
         model = SaturatingAutoEncoder(**params).fit(X)
     assert model.learning_rate_ <= 0.25
