@@ -765,12 +765,15 @@ def _checked_squared_norms(X, shift):
     return squared_norms
 
 
-def _centred_squared_norms(X, shift, block=4096):
-    """``||x_i - shift||^2`` for every row, in blocks so that X is never copied whole."""
+def _centred_squared_norms(X, shift, block_elements=2**20):
+    """``||x_i - shift||^2`` for every row, one block of about 8 MiB at a time,
+    so that X is never copied whole."""
     out = np.empty(X.shape[0])
+    block = max(1, block_elements // max(1, X.shape[1]))
     for start in range(0, X.shape[0], block):
         centred = X[start:start + block] - shift
         out[start:start + block] = np.einsum("ij,ij->i", centred, centred)
+        del centred  # else the next block is built while this one is alive
     return out
 
 
