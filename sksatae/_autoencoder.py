@@ -390,7 +390,6 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             rng = check_random_state(self.random_state)
         else:
             shift = self._shift
-            _checked_squared_norms(X, shift)
             learning_rate = (self.learning_rate_ if self.learning_rate == "auto"
                              else float(self.learning_rate))
             rng = _continued_rng(self.random_state, self.n_iter_)
@@ -498,11 +497,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         limit = _BLOW_UP_FACTOR * (
                             baseline + resting_loss + stage_alpha * self.n_components
                             * (np.sqrt(2 * baseline) + resting_penalty))
-                        # No later batch measures the epoch's last update: measure it here.
-                        last = order[(n_seen - 1) // batch_size * batch_size:n_seen] if finite else []
-                        blown_up = not loss <= limit or not _batch_loss(
-                            X, last, shift, params, tied, activation_object, stage_alpha) <= limit
+                        blown_up = not loss <= limit
+                        if finite and stage_index == len(stages) - 1 and epoch == epochs - 1:
+                            # No later batch measures the call's last update: measure it on a
+                            # sample of its batch (one row: a blow-up shows on any of them).
+                            row = order[(n_seen - 1) // batch_size * batch_size]
+                            blown_up |= not _batch_loss(X[row:row + 1] - shift_x, params,
+                                                        activation_object, stage_alpha) <= limit
                         if blown_up or not (finite and all(np.isfinite(p).all() for p in params)):
+                            if continuing:  # data unlike the first call's may be the cause
+                                _checked_squared_norms(X, shift)
                             where = (f"alpha={stage_alpha:g} (stage {stage_index + 1}, epoch "
                                      f"{epoch + 1}) with learning_rate={learning_rate:.4g}: the loss "
                                      f"reached {loss:.3g}, against {baseline:.3g} for a model that "
@@ -710,17 +714,15 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         return tags
 
 
-def _batch_loss(X, rows, shift, params, tied, activation, alpha):
-    """Mean Eq. 2 loss of ``X[rows]`` under ``params`` (centred by ``shift``), in float64."""
-    if len(rows) == 0:
-        return 0.0
-    encoder, encoder_bias, decoder, decoder_bias = (p.astype(np.float64) for p in params)
-    batch = X[rows].astype(np.float64) - shift
+def _batch_loss(batch, params, activation, alpha):
+    """Mean Eq. 2 loss of a centred ``batch`` under ``params``, in the working dtype."""
+    encoder, encoder_bias, decoder, decoder_bias = params
     with np.errstate(all="ignore"):  # a blown-up model overflows: that is what is measured
         pre = batch @ encoder.T + encoder_bias
         residual = activation.function(pre) @ decoder + decoder_bias - batch
-        loss = 0.5 * np.sum(residual**2) + alpha * np.sum(activation.complementary(pre))
-    return float(loss) / len(rows)
+        loss = 0.5 * np.sum(residual**2, dtype=np.float64) + alpha * np.sum(
+            activation.complementary(pre), dtype=np.float64)
+    return float(loss) / len(batch)
 
 
 def _alpha_schedule(start, stop, step):
