@@ -48,7 +48,8 @@ def fit():
 def infer():
     model.transform(X)
     model.score_samples(X)
-model = SaturatingAutoEncoder(32, alpha=0.1, alpha_step=None, max_iter=1, random_state=0)
+model = SaturatingAutoEncoder(32, activation={activation!r}, alpha=0.1, alpha_step=None,
+                              max_iter=1, random_state=0)
 first_fit = timed(fit)
 first_infer = timed(infer)
 second_fit = timed(fit)
@@ -85,6 +86,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--activation", default="shrink",
+                        help="activation of the fitted model (kernels for the closed forms and "
+                             "for tabulated activations are compiled separately)")
     parser.add_argument("--json", help="write the raw results to this file")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
@@ -120,13 +124,14 @@ def main(argv=None):
     fit_rows = []
     for dtype in ("np.float64", "np.float32"):
         cold, warm = [], []
+        probe = FIT_PROBE.format(dtype=dtype, activation=args.activation)
         for _ in range(repeats):
             with tempfile.TemporaryDirectory(prefix="sksatae-numba-cache-") as cache_dir:
-                cold.append(run_child(FIT_PROBE.format(dtype=dtype), child_environment(cache_dir)))
+                cold.append(run_child(probe, child_environment(cache_dir)))
                 cached = glob.glob(os.path.join(cache_dir, "**", "*.nb[ic]"), recursive=True)
                 if not cached:
                     raise RuntimeError(f"numba wrote no cache files under {cache_dir}")
-                warm.append(run_child(FIT_PROBE.format(dtype=dtype), child_environment(cache_dir)))
+                warm.append(run_child(probe, child_environment(cache_dir)))
         results["fits"][dtype] = {"cold": cold, "warm": warm, "cache_files": len(cached)}
         for label, runs in (("cold cache", cold), ("warm cache", warm)):
             # columns of a run: first fit wall, cpu; second fit wall, cpu; first
@@ -141,7 +146,8 @@ def main(argv=None):
                 f"{first_infer - second_infer:.3f}",
             ])
     print("\n## First fit in a fresh process (seconds; best of the processes)\n")
-    print("Fit of 2000 x 64 samples, 32 units, one epoch; then transform + score_samples.\n")
+    print(f"Fit of 2000 x 64 samples, 32 units ({args.activation}), one epoch; then transform + "
+          "score_samples.\n")
     print(_common.markdown_table(
         ["dtype", "numba cache", "first fit wall", "first fit CPU", "second fit CPU",
          "compile in fit (CPU)", "compile in transform + score_samples (CPU)"], fit_rows))

@@ -594,7 +594,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def _weights_as(self, dtype):
         names = ("encoder_weights_", "intercept_hidden_", "components_", "intercept_visible_")
         with np.errstate(over="ignore"):  # checked just below
-            weights = tuple(np.ascontiguousarray(getattr(self, name), dtype=dtype) for name in names)
+            weights = tuple(np.ascontiguousarray(getattr(self, name), dtype=dtype)
+                            for name in names)
         if not all(np.isfinite(w).all() for w in weights):
             largest = max(float(np.abs(getattr(self, name)).max()) for name in names)
             raise ValueError(f"The fitted parameters reach {largest:.3g}, beyond "
@@ -760,12 +761,13 @@ def _checked_squared_norms(X, shift):
     offset = math.sqrt(np.mean(shift**2))
     # Constant X: the activations' own unit scale is the one left to resolve.
     if offset > (spread or 1.0) / (1e3 * np.finfo(dtype).eps):
+        or_float64 = " or pass float64" if dtype == np.float32 else ""
         raise ValueError(
             f"X's mean ({offset:.3g}, root mean square over features) is "
             f"{offset / (spread or 1.0):.3g} times its spread ({spread:.3g}"
             f"{', constant X: taken as 1' if not spread else ''}): in {dtype} the model cannot "
             "resolve the data around so large an offset. Standardise X (for instance with "
-            f"sklearn.preprocessing.StandardScaler){' or pass float64' if dtype == np.float32 else ''}.")
+            f"sklearn.preprocessing.StandardScaler){or_float64}.")
     return squared_norms
 
 

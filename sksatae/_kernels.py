@@ -145,7 +145,8 @@ def _tabulated_response(code, lower, step, smoothing, table, flat, z):
     t = (z - lower) / step - i
     t2 = t * t
     t3 = t2 * t
-    v0, v1, v2, v3 = 2.0 * t3 - 3.0 * t2 + 1.0, (t3 - 2.0 * t2 + t) * step, 3.0 * t2 - 2.0 * t3, (t3 - t2) * step
+    v0, v2 = 2.0 * t3 - 3.0 * t2 + 1.0, 3.0 * t2 - 2.0 * t3
+    v1, v3 = (t3 - 2.0 * t2 + t) * step, (t3 - t2) * step
     d0, d1, d3 = (6.0 * t2 - 6.0 * t) / step, 3.0 * t2 - 4.0 * t + 1.0, 3.0 * t2 - 2.0 * t
 
     if inside:
@@ -166,7 +167,8 @@ def _tabulated_response(code, lower, step, smoothing, table, flat, z):
             if cut_left:
                 a, value_a, slope_a = flat[k, STOP], flat[k, VALUE], flat[k, SLOPE_AFTER]
             if cut_right:
-                b, value_b, slope_b = flat[k + 1, START], flat[k + 1, VALUE], flat[k + 1, SLOPE_BEFORE]
+                b, value_b = flat[k + 1, START], flat[k + 1, VALUE]
+                slope_b = flat[k + 1, SLOPE_BEFORE]
             f, df = _hermite(z, a, value_a, slope_a, b, value_b, slope_b)
         else:
             f = v0 * table[i, F] + v1 * table[i, F_SLOPE] + v2 * table[i + 1, F] + v3 * table[i + 1, F_SLOPE]
