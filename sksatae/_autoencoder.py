@@ -460,12 +460,14 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         else:
             params = self._initial_parameters(X.shape[1], dtype, rng, tied)
             update_count = 0
-        activation = activation_object = self._activation()
-        # What a model pays on constant data when its units rest near z = 0 (nothing for the
-        # closed forms; Eq. 3 penalties are positive everywhere, a sigmoid outputs 1/2).
+        activation = self._activation()
+        # The penalty of units with pre-activations in [-1, 1], and the loss of units resting
+        # at z = 0 (a sigmoid outputs 1/2): part of the divergence test's reference, so that
+        # a model that has learnt nothing is never taken for a diverged one, even on constant
+        # data (Eq. 3 penalties are positive everywhere).
         resting_penalty = float(activation.complementary(np.linspace(-1.0, 1.0, 21)).max())
         resting_loss = 0.5 * (self.n_components * float(activation.function(0.0))) ** 2
-        activation = activation.kernel_spec()
+        kernel_activation = activation.kernel_spec()
         batch_size = min(self.batch_size, X.shape[0])
         normalize_every = self._resolved_normalize_every(batch_size)
         address = gemm_address(dtype)
@@ -487,7 +489,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         encoder, encoder_bias, decoder, decoder_bias = params
                         loss_sum, square_sum, n_seen, update_count, finite = _kernels.sgd_epoch(
                             address, X, order, shift_x, encoder, encoder_bias, decoder,
-                            decoder_bias, activation, float(stage_alpha),
+                            decoder_bias, kernel_activation, float(stage_alpha),
                             float(learning_rate), batch_size, normalize_every, update_count,
                             baseline is None,
                         )
@@ -503,7 +505,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                             # sample of its batch (one row: a blow-up shows on any of them).
                             row = order[(n_seen - 1) // batch_size * batch_size]
                             blown_up |= not _batch_loss(X[row:row + 1] - shift_x, params,
-                                                        activation_object, stage_alpha) <= limit
+                                                        activation, stage_alpha) <= limit
                         if blown_up or not (finite and all(np.isfinite(p).all() for p in params)):
                             if continuing:  # data unlike the first call's may be the cause
                                 _checked_squared_norms(X, shift)
