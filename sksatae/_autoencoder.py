@@ -39,9 +39,13 @@ _MAX_SAMPLE_STEP = 0.5
 """Bound on ``step * ||x - mean||^2`` for any one sample's share of an "auto" step."""
 
 
-class DivergenceError(FloatingPointError):
+class DivergenceError(FloatingPointError, ValueError):
     """Raised when SGD diverges: the loss or the weights stopped being finite,
-    or the loss grew far beyond that of a model that outputs the mean."""
+    or the loss grew far beyond that of a model that outputs the mean.
+
+    A ``ValueError`` too: a fixed ``learning_rate`` too large for the data is a
+    bad parameter value, and code that handles scikit-learn's input errors
+    (``except ValueError``) handles this one as well."""
 
 
 class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
