@@ -61,6 +61,18 @@ def working_dtype(X):
     return np.float32 if expected_dtype(X) == np.float32 else np.float64
 
 
+def assert_usable_or_overflow(model, X, beyond_float32):
+    """``assert_usable``; for float32 input, when values ``beyond_float32`` were
+    involved, a clear overflow error is allowed instead."""
+    if working_dtype(X) == np.float32 and beyond_float32:
+        try:
+            assert_usable(model, X)
+        except ValueError as error:
+            assert re.search(OVERFLOW_ERROR, str(error)), str(error)
+    else:
+        assert_usable(model, X)
+
+
 def huge(values, dtype):
     """Values whose codes or energies may overflow ``dtype`` at inference."""
     values = np.asarray(values, dtype=np.float64)
@@ -297,15 +309,9 @@ def test_inference_on_new_input_works_or_fails_clearly(memmap_folder, model, tra
         for method in (model.transform, model.energy, model.score_samples):
             with pytest.raises(ValueError, match=INPUT_ERROR[defect]):
                 method(X)
-    elif working_dtype(X) == np.float32 and (huge(values, np.float32)
-                                             or huge(train_values, np.float32)):
-        # Beyond float32's range codes or energies may overflow: a clear error is allowed.
-        try:
-            assert_usable(model, X)
-        except ValueError as error:
-            assert re.search(OVERFLOW_ERROR, str(error)), str(error)
     else:
-        assert_usable(model, X)
+        assert_usable_or_overflow(model, X, huge(values, np.float32)
+                                  or huge(train_values, np.float32))
     assert_same_state(model, state)
 
 
@@ -339,15 +345,9 @@ def test_a_failing_partial_fit_leaves_the_model_as_it_was(memmap_folder, model, 
     else:
         assert defect not in INPUT_ERROR and not wrong_width
         assert model.n_iter_ == state["n_iter_"] + 1
-    if working_dtype(first_values) == np.float32 and huge(values, np.float32):
-        # Trained on values beyond float32's range (a polars frame arrives as float64),
-        # the model may no longer fit float32: a clear error is allowed.
-        try:
-            assert_usable(model, first_values)
-        except ValueError as error:
-            assert re.search(OVERFLOW_ERROR, str(error)), str(error)
-    else:
-        assert_usable(model, first_values)
+    # Trained on values beyond float32's range (a polars frame arrives as float64), the
+    # model may no longer fit float32 input.
+    assert_usable_or_overflow(model, first_values, huge(values, np.float32))
 
 
 @pytest.mark.parametrize("format", ["csr", "csc", "coo"])
