@@ -243,11 +243,9 @@ def _figure1(out, plotting, plt, progress):
         plotting.plot_activation(name, shrink_width=0.5, ax=axes[:, column])
         axes[0, column].set_title(f"{name}: f")
         axes[1, column].set_title(f"{name}: f_c (saturation penalty) and |f'|")
-    fig.suptitle("Figure 1: nonlinearities f (top) and complementary functions f_c (bottom, "
-                 "|f'| dashed); shrink drawn with width 0.5")
-    fig.tight_layout()
-    fig.savefig(out / "figure1_activations.png", dpi=90)
-    plt.close(fig)
+    _save_figure(plt, fig, out / "figure1_activations.png", dpi=90, title=(
+        "Figure 1: nonlinearities f (top) and complementary functions f_c (bottom, |f'| "
+        "dashed); shrink drawn with width 0.5"))
     progress("Figure 1 drawn")
 
 
@@ -293,11 +291,9 @@ def _figure6(out, plotting, plt, progress):
     axes[1, 0].annotate("top of the bump:\n|f'| = 0, f_c\nonly plateaus",
                         (0.05, measured["penalty_at_top"]), xytext=(2.55, 0.45), ha="center",
                         va="bottom", fontsize=8, arrowprops={"arrowstyle": "->"})
-    fig.suptitle(f"Figure 6: Eq. 3's complementary function f_c = min(M+ f, M- f) (tau = "
-                 f"{bump.smoothing:g}) beside |f'|; left: the Gaussian bump exp(-z^2/2)")
-    fig.tight_layout()
-    fig.savefig(out / "figure6_complementary.png", dpi=90)
-    plt.close(fig)
+    _save_figure(plt, fig, out / "figure6_complementary.png", dpi=90, title=(
+        f"Figure 6: Eq. 3's complementary function f_c = min(M+ f, M- f) (tau = "
+        f"{bump.smoothing:g}) beside |f'|; left: the Gaussian bump exp(-z^2/2)"))
     progress("Figure 6 drawn")
     return measured
 
@@ -338,10 +334,8 @@ def _figure2(out, cfg, plotting, plt, progress):
                 models[alpha][seeds[0]], X, resolution=cfg["grid_resolution"], ax=axes[row, column],
                 vmax=0.1, title=f"alpha={alpha:g}, seed {seeds[0]}\n{description}")
         _sweep_plot(axes[row, -1], summary, f"{len(seeds)} seeds, {description}")
-    fig.suptitle("Figure 2: SATAE-shrink, 10 basis vectors; energy E(x) (dark = low, clipped at 0.1)")
-    fig.tight_layout()
-    fig.savefig(out / "figure2_shrink_energy.png", dpi=80)
-    plt.close(fig)
+    _save_figure(plt, fig, out / "figure2_shrink_energy.png", dpi=80, title=(
+        "Figure 2: SATAE-shrink, 10 basis vectors; energy E(x) (dark = low, clipped at 0.1)"))
     return results
 
 
@@ -367,11 +361,9 @@ def _figure2_sigmoid(out, cfg, plotting, plt, progress):
             models[alpha][seeds[0]], X, resolution=cfg["grid_resolution"], ax=axes[column],
             vmax=0.1, show_bases=False, title=f"alpha={alpha:g}, seed {seeds[0]}")
     _sweep_plot(axes[-1], summary, f"{len(seeds)} seeds")
-    fig.suptitle("Section 5.1 on Figure 2's data: SATAE-sigmoid, 10 basis vectors, penalty of "
-                 "Eq. 3; energy E(x) (dark = low, clipped at 0.1)")
-    fig.tight_layout()
-    fig.savefig(out / "figure2_sigmoid_energy.png", dpi=80)
-    plt.close(fig)
+    _save_figure(plt, fig, out / "figure2_sigmoid_energy.png", dpi=80, title=(
+        "Section 5.1 on Figure 2's data: SATAE-sigmoid, 10 basis vectors, penalty of Eq. 3; "
+        "energy E(x) (dark = low, clipped at 0.1)"))
     return summary
 
 
@@ -396,11 +388,9 @@ def _figure3(out, cfg, plotting, plt, progress):
                                            title=f"alpha={alpha:g}, seed {seed}")
     _sweep_plot(axes[0, -1], summary, f"{len(seeds)} seeds")
     axes[1, -1].axis("off")
-    fig.suptitle("Figure 3: SATAE-saturated-linear, 2 untied basis elements (encoder red, "
-                 "decoder green); top: no penalty, bottom: with penalty")
-    fig.tight_layout()
-    fig.savefig(out / "figure3_satlinear_energy.png", dpi=80)
-    plt.close(fig)
+    _save_figure(plt, fig, out / "figure3_satlinear_energy.png", dpi=80, title=(
+        "Figure 3: SATAE-saturated-linear, 2 untied basis elements (encoder red, decoder "
+        "green); top: no penalty, bottom: with penalty"))
     return summary
 
 
@@ -536,6 +526,25 @@ def _claim(number, figure, statement, measured, threshold, held, details=None):
             "threshold": threshold, "held": bool(held), "details": details or {}}
 
 
+def _save_figure(plt, fig, path, dpi, title, **title_options):
+    fig.suptitle(title, **title_options)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
+def _contraction_claim(number, figure, statement, sweep):
+    """A claim judged like claim 1 on another sweep of energy landscapes."""
+    return _claim(
+        number, figure, statement,
+        {"contraction_ratio": sweep["ratio"], "alpha": sweep["alpha"],
+         "data_energy": sweep.get("data_energy_at_alpha")},
+        f"as claim 1: ratio <= {CLAIM_THRESHOLDS['contraction_ratio']} and smaller for every seed",
+        _contracted(sweep),
+        {"sweep": sweep},
+    )
+
+
 def _contracted(summary):
     ratio = summary["ratio"]
     return (ratio is not None and ratio <= CLAIM_THRESHOLDS["contraction_ratio"]
@@ -575,16 +584,10 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         not _contracted(default) and default["mean_low_energy_fraction"][0] < near_linear["mean_low_energy_fraction"][0],
         {"default_init": default},
     ))
-    claims.append(_claim(
+    claims.append(_contraction_claim(
         "2", "figure3_satlinear_energy.png",
         "Figure 3 (saturated linear, 2 untied basis elements, 3 seeds): the penalty shrinks the "
-        "well-reconstructed region.",
-        {"contraction_ratio": fig3["ratio"], "alpha": fig3["alpha"],
-         "data_energy": fig3.get("data_energy_at_alpha")},
-        f"as claim 1: ratio <= {t['contraction_ratio']} and smaller for every seed",
-        _contracted(fig3),
-        {"sweep": fig3},
-    ))
+        "well-reconstructed region.", fig3))
     worst = max(abs(s["penalty_sum"] - s["l1_sum"]) / max(s["l1_sum"], 1e-300)
                 for stages in shrink_stages for s in stages if s["alpha"] > 0)
     claims.append(_claim(
@@ -670,17 +673,11 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         slope_at_top <= t["bump_slope_at_top"] and plateau >= t["bump_plateau_fraction"],
         {"figure6": fig6},
     ))
-    claims.append(_claim(
+    claims.append(_contraction_claim(
         "8", "figure2_sigmoid_energy.png",
         "Section 5.1 on Figure 2's data: a SATAE-sigmoid (10 basis vectors, penalty of Eq. 3, "
         "default start) contracts its well-reconstructed region as alpha grows while the data "
-        "stays well reconstructed, as the shrink of Figure 2 does.",
-        {"contraction_ratio": sigmoid["ratio"], "alpha": sigmoid["alpha"],
-         "data_energy": sigmoid.get("data_energy_at_alpha")},
-        f"as claim 1: ratio <= {t['contraction_ratio']} and smaller for every seed",
-        _contracted(sigmoid),
-        {"sweep": sigmoid},
-    ))
+        "stays well reconstructed, as the shrink of Figure 2 does.", sigmoid))
     return claims
 
 
@@ -705,10 +702,8 @@ def _figure4(out, patches_first, patches_final, satlinear, digits, shrink_alpha,
     plotting.plot_components(digits["satlinear"], (8, 8), ax=axes[1, 1],
                              title="(b) saturated linear, binary digits, alpha=0.5")
     axes[1, 2].axis("off")
-    fig.suptitle("Figure 4: decoder basis elements (each tile scaled on its own; gray = 0)")
-    fig.tight_layout()
-    fig.savefig(out / "figure4_patches.png", dpi=80)
-    plt.close(fig)
+    _save_figure(plt, fig, out / "figure4_patches.png", dpi=80, title=(
+        "Figure 4: decoder basis elements (each tile scaled on its own; gray = 0)"))
 
 
 def _figure5(out, model, plotting, plt, name="figure5_alpha_path.png", image_shape=(12, 12)):
@@ -719,12 +714,9 @@ def _figure5(out, model, plotting, plt, name="figure5_alpha_path.png", image_sha
     fig, axes = plt.subplots(2, n_stages, figsize=(1.6 * n_stages, 3.8), squeeze=False)
     for row, index in enumerate(chosen):
         plotting.plot_alpha_path(model, int(index), image_shape, ax=axes[row])
-    fig.suptitle("Figure 5: two saturated-linear filters as alpha grows "
-                 f"({', '.join(f'{a:g}' for a in model.alpha_path_)}), warm-started stage by stage",
-                 fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / name, dpi=90)
-    plt.close(fig)
+    _save_figure(plt, fig, out / name, dpi=90, fontsize=9, title=(
+        "Figure 5: two saturated-linear filters as alpha grows "
+        f"({', '.join(f'{a:g}' for a in model.alpha_path_)}), warm-started stage by stage"))
 
 
 def _write_report(out, metrics):
