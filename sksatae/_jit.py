@@ -1,6 +1,7 @@
 """The one place where numba options for the whole package are set.
 
-Kernels are compiled lazily, on first call, in nopython mode without fastmath.
+Kernels are compiled lazily, on first call, in nopython mode without fastmath
+unless a kernel asks for named flags (``jit(fastmath=...)``).
 Compiled code is cached on disk unless ``SKSATAE_NUMBA_CACHE=0``. When no
 cache location is writable (a read-only install with no writable user cache
 directory), numba refuses ``cache=True`` at decoration time; we then compile
@@ -26,9 +27,15 @@ def cache_enabled():
     return value not in ("0", "false", "no", "off", "")
 
 
-def jit(function):
-    """Compile ``function`` lazily with the package's numba options."""
-    options = dict(nopython=True, nogil=True, fastmath=False, error_model="numpy")
+def jit(function=None, *, fastmath=False):
+    """Compile ``function`` lazily with the package's numba options.
+
+    ``fastmath`` is numba's: False or a set of LLVM flags; used as
+    ``@jit(fastmath={...})`` for the few loops whose speed needs one.
+    """
+    if function is None:
+        return lambda function: jit(function, fastmath=fastmath)
+    options = dict(nopython=True, nogil=True, fastmath=fastmath, error_model="numpy")
     if cache_enabled():
         try:
             return numba.jit(cache=True, **options)(function)

@@ -322,6 +322,16 @@ def test_inference_refuses_what_overflows_the_dtype():
     with pytest.raises(ValueError, match="energies overflow float32"):
         model.score_samples(huge)
     assert np.isfinite(model.energy(huge.astype(np.float64))).all()  # float64 copes
+    model.encoder_weights_ = model.encoder_weights_ * 1e30
+    with pytest.raises(ValueError, match="codes overflow float32"):
+        model.transform((SMALL_DATA * 1e10).astype(np.float32))
+    assert np.isfinite(model.transform(SMALL_DATA * 1e10)).all()
+    # Codes that are each finite but whose sum overflows are no error.
+    relu = SaturatingAutoEncoder(3, activation="relu", max_iter=1, random_state=0)
+    relu.fit(SMALL_DATA.astype(np.float32))
+    relu.encoder_weights_ = np.abs(relu.encoder_weights_) * 1e30
+    codes = relu.transform((np.abs(SMALL_DATA) * 1e7).astype(np.float32))
+    assert np.isfinite(codes).all() and codes.astype(np.float64).sum() > np.finfo(np.float32).max
     big = SaturatingAutoEncoder(3, max_iter=1, random_state=0).fit(SMALL_DATA)
     big.intercept_visible_ = big.intercept_visible_ + 1e40
     small = SMALL_DATA.astype(np.float32)
