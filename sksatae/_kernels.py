@@ -336,6 +336,18 @@ def sgd_epoch(
     return loss_sum, data_square.sum(), n_visited, update_count, True
 
 
+@jit(fastmath={"reassoc"})
+def absolute_sum(X):
+    """Sum of ``|X|`` in X's dtype: not finite if X holds NaN or inf (or if the
+    sum overflows). Summed in any order so that the loop vectorises; no
+    "nnan"/"ninf" flags, which would let the compiler assume the answer."""
+    total = X.dtype.type(0.0)
+    for i in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            total += abs(X[i, j])
+    return total
+
+
 @jit
 def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
     """``out = F(X @ encoder.T + encoder_bias)``, written in place."""
