@@ -235,6 +235,16 @@ def _normalize_rows(weights):
 
 
 @jit
+def _add_squares(rows, out):
+    # A loop of its own: inside the gather it kept that loop from vectorising,
+    # which cost 7% of a float32 epoch at 144 features.
+    for i in range(rows.shape[0]):
+        for j in range(rows.shape[1]):
+            value = np.float64(rows[i, j])  # float64: a float32 square underflows
+            out[j] += value * value
+
+
+@jit
 def sgd_epoch(
     blas_gemm, X, order, shift, encoder, encoder_bias, decoder, decoder_bias,
     activation, alpha, learning_rate, batch_size, normalize_every, update_count,
@@ -275,18 +285,12 @@ def sgd_epoch(
         size = min(batch_size, n_samples - start)
         xb, rb = batch[:size], residual[:size]
         zb, hb, pb, gb = pre[:size], codes[:size], penalty_grad[:size], grad_hidden[:size]
+        for i in range(size):
+            row = order[start + i]
+            for j in range(n_features):
+                xb[i, j] = X[row, j] - shift[j]
         if measure_squares:
-            for i in range(size):
-                row = order[start + i]
-                for j in range(n_features):
-                    value = X[row, j] - shift[j]
-                    xb[i, j] = value
-                    data_square[j] += np.float64(value) ** 2  # float64: a float32 square underflows
-        else:
-            for i in range(size):
-                row = order[start + i]
-                for j in range(n_features):
-                    xb[i, j] = X[row, j] - shift[j]
+            _add_squares(xb, data_square)
 
         gemm(blas_gemm, 1.0, xb, False, encoder, True, 0.0, zb)
         hidden_loss[:] = 0.0
