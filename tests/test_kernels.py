@@ -151,20 +151,22 @@ def reference_epoch(X, order, shift, params, activation, alpha, step, batch_size
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("activation", KERNEL_ACTIVATIONS, ids=str)
 @pytest.mark.parametrize("tied", [False, True])
-def test_epoch_matches_numpy_reference(dtype, activation, tied):
+@pytest.mark.parametrize("batch_size", [4, 1], ids=["batch4", "batch1"])
+def test_epoch_matches_numpy_reference(dtype, activation, tied, batch_size):
     X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=23, d=7, h=5, seed=3)
     X.setflags(write=False)
     X_before = X.copy()
     order = np.random.default_rng(0).permutation(len(X))
     shift = X.mean(axis=0)
     params = [decoder if tied else encoder, encoder_bias, decoder, decoder_bias]
-    expected_loss, expected = reference_epoch(X, order, shift, params, activation, 0.3, 0.05, 4,
-                                              3, tied)
+    step = 0.0125 * batch_size  # the same step per sample
+    expected_loss, expected = reference_epoch(X, order, shift, params, activation, 0.3, step,
+                                              batch_size, 3, tied)
     loss_sum, square_sum, n_seen, updates, finite = _kernels.sgd_epoch(
         gemm_address(dtype), X, order, shift.astype(dtype), *params,
-        spec(activation), 0.3, 0.05, 4, 3, 0, True,
+        spec(activation), 0.3, step, batch_size, 3, 0, True,
     )
-    assert finite and n_seen == 23 and updates == 6
+    assert finite and n_seen == 23 and updates == -(-23 // batch_size)
     expected_square = ((X.astype(np.float64) - shift.astype(dtype)) ** 2).sum()
     np.testing.assert_allclose(square_sum, expected_square, rtol=1e-6)
     np.testing.assert_array_equal(X, X_before)
