@@ -485,10 +485,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         completed = (params, update_count, 0, 0)  # state after the last finished epoch
         progress = TrainingProgress(self.verbose, len(stages), epochs, type(self).__name__)
         halvings, baseline = 0, None
+        # Copies of the weights cost as much as a short partial_fit's epoch at thousands of
+        # features: only those that a restart, an interruption or stage_components_ can need.
+        restartable = self.learning_rate == "auto"
         try:
             with blas_thread_limit(self.n_threads, batch_size, X.shape[1], self.n_components):
                 for stage_index, stage_alpha in enumerate(stages):
-                    stage_start = (_copy(params, tied), update_count, len(losses))
+                    # None: the fitted model itself, rebuilt on a restart.
+                    saved = (_copy(params, tied) if restartable
+                             and not (continuing and stage_index == 0) else None)
+                    stage_start = (saved, update_count, len(losses))
                     epoch = 0
                     while epoch < epochs:
                         if self.shuffle:
@@ -514,7 +520,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                             row = order[(n_seen - 1) // batch_size * batch_size]
                             blown_up |= not _batch_loss(X[row:row + 1] - shift_x, params,
                                                         activation, stage_alpha) <= limit
-                        if blown_up or not (finite and all(np.isfinite(p).all() for p in params)):
+                        if blown_up or not (finite and all(_finite(p) for p in params)):
                             if continuing:  # data unlike the first call's may be the cause
                                 _finite_absolute_sum(X, type(self).__name__)
                                 _checked_squared_norms(X, shift)
@@ -533,15 +539,19 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                                           f"half the step, {learning_rate:.4g}.",
                                           ConvergenceWarning, stacklevel=4)
                             saved, update_count, n_losses = stage_start
-                            params = _copy(saved, tied)
+                            params = (_copy(saved, tied) if saved is not None else
+                                      self._fitted_parameters_centred(shift, dtype, tied))
                             del losses[n_losses:]
                             epoch = 0
                             continue
                         losses.append(loss)
-                        completed = (_copy(params, tied), update_count, stage_index, epoch + 1)
+                        last = stage_index == len(stages) - 1 and epoch == epochs - 1
+                        completed = (params if last else _copy(params, tied), update_count,
+                                     stage_index, epoch + 1)
                         progress.epoch_done(stage_index, stage_alpha, epoch, losses[-1])
                         epoch += 1
-                    stage_snapshots.append(params[2].copy())
+                    stage_snapshots.append(
+                        params[2].copy() if self.keep_stage_components else None)
         except KeyboardInterrupt:
             params, update_count, stage_index, epochs_done = completed
             if not losses:
@@ -613,7 +623,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         with np.errstate(over="ignore"):  # checked just below
             weights = tuple(np.ascontiguousarray(getattr(self, name), dtype=dtype)
                             for name in names)
-        if not all(np.isfinite(w).all() for w in weights):
+        if not all(_finite(w) for w in weights):
             largest = max(float(np.abs(getattr(self, name)).max()) for name in names)
             raise ValueError(f"The fitted parameters reach {largest:.3g}, beyond "
                              f"{np.dtype(dtype)}'s range; pass float64 input.")
@@ -621,12 +631,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     def _checked_output(self, out, what):
         # A pass over the output costs 3-4% of transform at d=144; a test inside
-        # the kernel's loop costs twice that (it slows the loop itself). Summing
-        # (no temporary array) is the cheaper pass; only if the sum is not finite,
-        # which a sum of large finite values can also be, are the values tested.
-        with np.errstate(over="ignore", invalid="ignore"):
-            total = np.sum(out)
-        if not np.isfinite(total) and not np.isfinite(out).all():
+        # the kernel's loop costs twice that (it slows the loop itself).
+        if not _finite(out):
             raise ValueError(
                 f"The {what} overflow {out.dtype} for this input (values of X far beyond those the "
                 "model was trained on); pass float64 input or rescale X as for training.")
@@ -768,6 +774,15 @@ def _alpha_schedule(start, stop, step):
         return [0.0, stop] if start is None and stop > 0 else [stop]
     count = math.ceil((stop - first) / step - 1e-9)
     return [round(first + i * step, 12) for i in range(count)] + [stop]
+
+
+def _finite(array):
+    """Whether every value is finite. Summing needs no temporary array; only a
+    sum that is not finite, which large finite values can also give, leads to
+    testing the values."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(array)
+    return bool(np.isfinite(total) or np.isfinite(array).all())
 
 
 def _finite_absolute_sum(X, estimator_name):

@@ -500,3 +500,26 @@ def test_init_scale_sets_the_initial_encoder_norm(tied):
     np.testing.assert_allclose(np.linalg.norm(model.encoder_weights_, axis=1), 0.1)
     expected_decoder_norm = 0.1 if tied else 1.0
     np.testing.assert_allclose(np.linalg.norm(model.components_, axis=1), expected_decoder_norm)
+
+
+def test_partial_fit_restarts_from_the_fitted_model_when_its_auto_step_diverges():
+    import copy
+
+    from sksatae.datasets import make_manifold_2d
+
+    X = make_manifold_2d(200, random_state=0)
+    model = SaturatingAutoEncoder(10, alpha=0.02, alpha_step=None, shuffle=False, random_state=1)
+    model.partial_fit(X)
+    twin = copy.deepcopy(model)
+    model.learning_rate_ = 4.0  # 1 and more diverge on this data at batch size 10
+    with pytest.warns(ConvergenceWarning, match="restarting the stage with half the step"):
+        model.partial_fit(X)
+    assert model.learning_rate_ <= 0.5
+    # The restart began from the fitted model: the same call at the final step gives the same.
+    twin.learning_rate_ = model.learning_rate_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        twin.partial_fit(X)
+    for name in ("components_", "encoder_weights_", "intercept_hidden_", "intercept_visible_",
+                 "loss_curve_"):
+        np.testing.assert_array_equal(getattr(model, name), getattr(twin, name))
