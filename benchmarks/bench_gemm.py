@@ -6,7 +6,10 @@ product ``Z = Xb @ We.T`` of one minibatch, single-threaded, through SciPy's
 OpenBLAS (the routine the estimator's kernels call, via
 ``scipy.linalg.cython_blas``), NumPy's own BLAS (``np.matmul`` with ``out=``)
 and PyTorch's (``torch.mm`` with ``out=``; MKL on x86 builds), and prints each
-time over SciPy's.
+time over SciPy's. Where Intel's MKL is installed as the ``mkl`` package
+(``libmkl_rt`` in the environment), MKL's ``?gemm`` is also called from the
+same compiled code as SciPy's: that column shows what the kernels would gain
+from that library alone.
 
 Usage::
 
@@ -48,6 +51,24 @@ def best_cpu_time(function, repeats=5, target=0.1):
     return best
 
 
+def mkl_gemm_addresses():
+    """Addresses of MKL's Fortran ``sgemm``/``dgemm`` (32-bit integers), or None."""
+    import ctypes
+    import glob
+    import os
+    import sys
+
+    import numpy as np
+
+    candidates = sorted(glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*")))
+    if not candidates:
+        return None
+    library = ctypes.CDLL(candidates[0])
+    library.MKL_Set_Num_Threads(1)
+    return {np.dtype(np.float32): ctypes.cast(library.sgemm, ctypes.c_void_p).value,
+            np.dtype(np.float64): ctypes.cast(library.dgemm, ctypes.c_void_p).value}
+
+
 def main(argv=None):
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     import numba
@@ -62,6 +83,8 @@ def main(argv=None):
     @numba.njit
     def scipy_product(address, xb, encoder, out):
         gemm(address, 1.0, xb, False, encoder, True, 0.0, out)
+
+    mkl_addresses = mkl_gemm_addresses()
 
     report = environment_report(extra_modules=("torch",))
     print("# One GEMM (Z = Xb We^T), one thread\n")
@@ -91,11 +114,24 @@ def main(argv=None):
                         row.append(f"{torch_time / scipy_time:.2f}")
                     else:
                         row.append("-")
+                    if mkl_addresses:
+                        mkl_address = mkl_addresses[np.dtype(dtype)]
+                        scipy_product(address, xb, encoder, out)
+                        expected = out.copy()
+                        scipy_product(mkl_address, xb, encoder, out)
+                        np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3)
+                        mkl_time = best_cpu_time(
+                            lambda: scipy_product(mkl_address, xb, encoder, out))
+                        row.append(f"{mkl_time / scipy_time:.2f}")
+                    else:
+                        row.append("-")
                     rows.append(row)
     print()
     print(markdown_table(
-        ["d", "h", "batch", "dtype", "SciPy OpenBLAS (us, CPU)", "NumPy / SciPy", "PyTorch / SciPy"],
-        rows))
+        ["d", "h", "batch", "dtype", "SciPy OpenBLAS (us, CPU)", "NumPy / SciPy", "PyTorch / SciPy",
+         "MKL (same kernel) / SciPy"], rows))
+    if not mkl_addresses:
+        print("\nMKL column: skipped: no libmkl_rt in this environment (pip install mkl)")
 
 
 if __name__ == "__main__":
