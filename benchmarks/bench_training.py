@@ -75,10 +75,10 @@ class Ours:
     timed ``fit`` would also count (10% of an epoch at 3072 features).
     """
 
-    def __init__(self, X, n_components, batch_size):
+    def __init__(self, X, n_components, batch_size, n_threads="auto"):
         self.model = SaturatingAutoEncoder(
             n_components, alpha=ALPHA, alpha_step=None, max_iter=1, batch_size=batch_size,
-            shrink_width=SHRINK_WIDTH, shuffle=True, random_state=0)
+            shrink_width=SHRINK_WIDTH, shuffle=True, random_state=0, n_threads=n_threads)
         self.model.fit(X[: max(batch_size * 3, 64)])  # compile (or load from cache)
         self.X = X
 
@@ -321,7 +321,7 @@ def bench_configuration(n_features, n_components, batch_size, dtype, threads, ar
     methods = {}
     with threadpool_limits(limits=1, user_api="blas"):
         set_torch_threads(1)
-        methods["ours"] = Ours(X, n_components, batch_size)
+        methods["ours"] = Ours(X, n_components, batch_size, args.estimator_threads)
         learning_rate = methods["ours"].model.learning_rate_
         methods["floor"] = GemmFloor(X, n_components, batch_size)
         if "floor_py" in args.methods:
@@ -392,6 +392,9 @@ def main(argv=None):
     parser.add_argument("--no-mlp", action="store_true", help="skip MLPRegressor")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS,
                         help="competitors to time (ours and floor always run)")
+    parser.add_argument("--estimator-threads", type=lambda v: v if v == "auto" else int(v),
+                        default="auto", help="the estimator's n_threads (default: auto); "
+                        "an integer lets BLAS use up to that many threads whatever the size")
     parser.add_argument("--max-samples", type=int, default=200_000)
     parser.add_argument("--max-bytes", type=float, default=150e6)
     parser.add_argument("--json", help="write the raw results to this file")
