@@ -2,6 +2,7 @@
 schedule and the epoch loop. The numerical work is in ``_kernels``."""
 
 import math
+import time
 import warnings
 from numbers import Integral, Real
 
@@ -14,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels
 from ._blas import gemm_address
-from ._threads import blas_thread_limit
+from ._threads import ThreadChoice
 from ._progress import TrainingProgress
 from .activations import (ACTIVATIONS, Activation, RectifiedLinear, SaturatedLinear, Shrink,
                           get_activation)
@@ -166,11 +167,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         grows, as in Figure 5 of the paper).
 
     n_threads : "auto" or int, default="auto"
-        Upper bound on the BLAS threads used by ``fit``. ``"auto"`` uses one
-        thread for problems whose matrix products are too small to gain from
-        more, and otherwise leaves the current BLAS limit as it is (for
-        instance the one set by :class:`~threadpoolctl.threadpool_limits` or by
-        joblib workers). Never raises the current limit.
+        Upper bound on the BLAS threads used by ``fit`` and ``partial_fit``.
+        ``"auto"`` uses one thread for problems whose matrix products are too
+        small to gain from more; above that, with OpenBLAS (whose results do
+        not depend on the thread count), it times an epoch with the current
+        limit and one with a single thread, keeps the faster, and times the
+        other again every 16 epochs (``partial_fit`` calls count as epochs).
+        With another BLAS it uses one thread below 2**30 multiply-adds per
+        product. Never raises the current limit (for instance the one set by
+        :class:`~threadpoolctl.threadpool_limits` or by joblib workers), and
+        never changes the fitted model, only its speed.
 
     shuffle : bool, default=True
         Whether to visit the samples in a new random order every epoch.
@@ -488,70 +494,75 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         # Copies of the weights cost as much as a short partial_fit's epoch at thousands of
         # features: only those that a restart, an interruption or stage_components_ can need.
         restartable = self.learning_rate == "auto"
+        timings = dict(getattr(self, "_thread_timings", {})) if continuing else {}
+        threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings)
         try:
-            with blas_thread_limit(self.n_threads, batch_size, X.shape[1], self.n_components):
-                for stage_index, stage_alpha in enumerate(stages):
-                    # None: the fitted model itself, rebuilt on a restart.
-                    saved = (_copy(params, tied) if restartable
-                             and not (continuing and stage_index == 0) else None)
-                    stage_start = (saved, update_count, len(losses))
-                    epoch = 0
-                    while epoch < epochs:
-                        if self.shuffle:
-                            order = rng.permutation(X.shape[0])
-                        encoder, encoder_bias, decoder, decoder_bias = params
-                        loss_sum, square_sum, n_seen, update_count, finite = _kernels.sgd_epoch(
-                            address, X, order, shift_x, encoder, encoder_bias, decoder,
-                            decoder_bias, kernel_activation, float(stage_alpha),
-                            float(learning_rate), batch_size, normalize_every, update_count,
-                            baseline is None,
-                        )
-                        loss = loss_sum / n_seen
-                        if baseline is None:  # the loss of a model that outputs the centre
-                            baseline = 0.5 * square_sum / n_seen
-                        with np.errstate(invalid="ignore"):  # inf in X: NaN, a blow-up
-                            limit = _BLOW_UP_FACTOR * (
-                                baseline + resting_loss + stage_alpha * self.n_components
-                                * (np.sqrt(2 * baseline) + resting_penalty))
-                        blown_up = not loss <= limit
-                        if finite and stage_index == len(stages) - 1 and epoch == epochs - 1:
-                            # No later batch measures the call's last update: measure it on a
-                            # sample of its batch (one row: a blow-up shows on any of them).
-                            row = order[(n_seen - 1) // batch_size * batch_size]
-                            blown_up |= not _batch_loss(X[row:row + 1] - shift_x, params,
-                                                        activation, stage_alpha) <= limit
-                        if blown_up or not (finite and all(_finite(p) for p in params)):
-                            if continuing:  # data unlike the first call's may be the cause
-                                _finite_absolute_sum(X, type(self).__name__)
-                                _checked_squared_norms(X, shift)
-                            where = (f"alpha={stage_alpha:g} (stage {stage_index + 1}, epoch "
-                                     f"{epoch + 1}) with learning_rate={learning_rate:.4g}: the loss "
-                                     f"reached {loss:.3g}, against {baseline:.3g} for a model that "
-                                     "outputs the mean")
-                            if self.learning_rate != "auto" or halvings == _MAX_STEP_HALVINGS:
-                                raise DivergenceError(
-                                    f"SGD diverged at {where}. Lower learning_rate (or use "
-                                    "learning_rate='auto') and standardise the data. The "
-                                    "estimator was left as it was before this call.")
-                            halvings += 1
-                            learning_rate /= 2
-                            warnings.warn(f"SGD diverged at {where}; restarting the stage with "
-                                          f"half the step, {learning_rate:.4g}.",
-                                          ConvergenceWarning, stacklevel=4)
-                            saved, update_count, n_losses = stage_start
-                            params = (_copy(saved, tied) if saved is not None else
-                                      self._fitted_parameters_centred(shift, dtype, tied))
-                            del losses[n_losses:]
-                            epoch = 0
-                            continue
-                        losses.append(loss)
-                        last = stage_index == len(stages) - 1 and epoch == epochs - 1
-                        completed = (params if last else _copy(params, tied), update_count,
-                                     stage_index, epoch + 1)
-                        progress.epoch_done(stage_index, stage_alpha, epoch, losses[-1])
-                        epoch += 1
-                    stage_snapshots.append(
-                        params[2].copy() if self.keep_stage_components else None)
+            for stage_index, stage_alpha in enumerate(stages):
+                # None: the fitted model itself, rebuilt on a restart.
+                saved = (_copy(params, tied) if restartable
+                         and not (continuing and stage_index == 0) else None)
+                stage_start = (saved, update_count, len(losses))
+                epoch = 0
+                while epoch < epochs:
+                    if self.shuffle:
+                        order = rng.permutation(X.shape[0])
+                    encoder, encoder_bias, decoder, decoder_bias = params
+                    n_threads = threads.next_epoch()
+                    with threads.limit(n_threads):
+                        started = time.perf_counter()
+                        loss_sum, square_sum, n_seen, update_count, finite = (
+                            _kernels.sgd_epoch(
+                                address, X, order, shift_x, encoder, encoder_bias, decoder,
+                                decoder_bias, kernel_activation, float(stage_alpha),
+                                float(learning_rate), batch_size, normalize_every,
+                                update_count, baseline is None))
+                        threads.record(n_threads, time.perf_counter() - started, n_seen)
+                    loss = loss_sum / n_seen
+                    if baseline is None:  # the loss of a model that outputs the centre
+                        baseline = 0.5 * square_sum / n_seen
+                    with np.errstate(invalid="ignore"):  # inf in X: NaN, a blow-up
+                        limit = _BLOW_UP_FACTOR * (
+                            baseline + resting_loss + stage_alpha * self.n_components
+                            * (np.sqrt(2 * baseline) + resting_penalty))
+                    blown_up = not loss <= limit
+                    if finite and stage_index == len(stages) - 1 and epoch == epochs - 1:
+                        # No later batch measures the call's last update: measure it on a
+                        # sample of its batch (one row: a blow-up shows on any of them).
+                        row = order[(n_seen - 1) // batch_size * batch_size]
+                        blown_up |= not _batch_loss(X[row:row + 1] - shift_x, params,
+                                                    activation, stage_alpha) <= limit
+                    if blown_up or not (finite and all(_finite(p) for p in params)):
+                        if continuing:  # data unlike the first call's may be the cause
+                            _finite_absolute_sum(X, type(self).__name__)
+                            _checked_squared_norms(X, shift)
+                        where = (f"alpha={stage_alpha:g} (stage {stage_index + 1}, epoch "
+                                 f"{epoch + 1}) with learning_rate={learning_rate:.4g}: the loss "
+                                 f"reached {loss:.3g}, against {baseline:.3g} for a model that "
+                                 "outputs the mean")
+                        if self.learning_rate != "auto" or halvings == _MAX_STEP_HALVINGS:
+                            raise DivergenceError(
+                                f"SGD diverged at {where}. Lower learning_rate (or use "
+                                "learning_rate='auto') and standardise the data. The "
+                                "estimator was left as it was before this call.")
+                        halvings += 1
+                        learning_rate /= 2
+                        warnings.warn(f"SGD diverged at {where}; restarting the stage with "
+                                      f"half the step, {learning_rate:.4g}.",
+                                      ConvergenceWarning, stacklevel=4)
+                        saved, update_count, n_losses = stage_start
+                        params = (_copy(saved, tied) if saved is not None else
+                                  self._fitted_parameters_centred(shift, dtype, tied))
+                        del losses[n_losses:]
+                        epoch = 0
+                        continue
+                    losses.append(loss)
+                    last = stage_index == len(stages) - 1 and epoch == epochs - 1
+                    completed = (params if last else _copy(params, tied), update_count,
+                                 stage_index, epoch + 1)
+                    progress.epoch_done(stage_index, stage_alpha, epoch, losses[-1])
+                    epoch += 1
+                stage_snapshots.append(
+                    params[2].copy() if self.keep_stage_components else None)
         except KeyboardInterrupt:
             params, update_count, stage_index, epochs_done = completed
             if not losses:
@@ -569,6 +580,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             progress.close()
         self._commit(params, shift, tied, update_count, learning_rate, losses, stages,
                      stage_snapshots, continuing)
+        self._thread_timings = timings  # for the next partial_fit call's choice
 
     def _commit(self, params, shift, tied, update_count, learning_rate, losses, stages,
                 stage_snapshots, continuing):

@@ -1,26 +1,38 @@
-"""How many BLAS threads a fit uses.
+"""How many BLAS threads each epoch of a fit uses.
 
 Each SGD step issues five small matrix products. Waking BLAS worker threads
 and waiting for them at every product costs more than a second core gains
-unless the products are large, and on a machine whose cores are busy with
-other work it costs far more: there a thread that is not scheduled stalls
-every product. So ``n_threads="auto"`` runs BLAS on one thread below a work
-threshold per product, measured on such a machine (``benchmarks/
-bench_training.py``, see ``docs/performance.md``). Neither rule ever raises
-the BLAS limit already in force (joblib workers, an enclosing
-``threadpool_limits``).
+unless the products are large; and whether they gain depends on more than
+their size: with OpenBLAS on two cores, two threads took 0.52 to 0.74 of one
+thread's time for most shapes of ``benchmarks/bench_training.py`` but were
+slower for 3072 features at batches of 16 and 128, and under load from other
+jobs they were slower for every shape (``docs/performance.md``). So
+``n_threads="auto"`` measures instead of guessing: above a size below which a
+second thread never helped, it times an epoch with the thread limit in force
+and one with a single thread, keeps the faster, and times the other again
+every ``REPROBE_EVERY`` epochs. It does so only where the BLAS gives the same
+results whatever its thread count (OpenBLAS splits a product between threads
+by blocks of the output, each summed in the same order), so the choice never
+changes the model; otherwise it keeps one thread below ``SINGLE_THREAD_FLOPS``
+and the limit in force above. Neither rule ever raises the limit already in
+force (joblib workers, an enclosing ``threadpool_limits``).
 """
 
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
+
+SMALL_PRODUCT_FLOPS = 2**21
+"""Below this many multiply-adds per matrix product of an SGD step
+(``batch_size * n_features * n_components``), ``"auto"`` uses one BLAS thread
+without timing anything: at 144 features, 100 units and batch 16 (230,000)
+two threads gained nothing even on a free core."""
 
 SINGLE_THREAD_FLOPS = 2**30
-"""Below this many multiply-adds per matrix product of an SGD step
-(``batch_size * n_features * n_components``), ``"auto"`` uses one BLAS thread.
+"""Where epochs are not timed (a BLAS other than OpenBLAS), ``"auto"`` uses one
+thread below this many multiply-adds per product: on two shared cores, two
+threads were slower than one for every size measured, up to 0.94e9."""
 
-On two shared cores, two threads were slower than one for every size measured,
-up to 0.94e9 multiply-adds per product (batch 1024, 3072 features, 300 units:
-1.2x slower, and 3x to 6x slower for products of 15 to 120 million).
-"""
+REPROBE_EVERY = 16
+"""Epochs after which the thread count not chosen is timed again."""
 
 _controller = None
 
@@ -36,29 +48,63 @@ def _blas_controller():
     return _controller
 
 
-def auto_thread_count(batch_size, n_features, n_components):
-    """1 for steps too small to gain from threads, else None (no change)."""
-    if batch_size * n_features * n_components < SINGLE_THREAD_FLOPS:
-        return 1
-    return None
+class ThreadChoice:
+    """The BLAS thread limit of each epoch of one fit or ``partial_fit`` call.
 
+    ``timings`` maps a thread count (as a string: the dict is saved with the
+    model) to the seconds per sample last measured with it, plus ``"uses"``,
+    the epochs run since the last timing; the
+    estimator keeps it between ``partial_fit`` calls, so that one-epoch calls
+    are timed too. Use as::
 
-def resolve_thread_limit(n_threads, batch_size, n_features, n_components):
-    """The BLAS thread limit to apply, or None to leave the current one."""
-    if n_threads == "auto":
-        return auto_thread_count(batch_size, n_features, n_components)
-    return n_threads
+        threads = choice.next_epoch()
+        with choice.limit(threads):
+            ...  # one epoch, timed
+        choice.record(threads, seconds, n_samples)
+    """
 
-
-@contextmanager
-def blas_thread_limit(n_threads, batch_size, n_features, n_components):
-    """Context in which BLAS uses at most the chosen number of threads."""
-    limit = resolve_thread_limit(n_threads, batch_size, n_features, n_components)
-    context = nullcontext()
-    if limit is not None:
+    def __init__(self, n_threads, batch_size, n_features, n_components, timings):
         controller = _blas_controller()
-        current = [info["num_threads"] for info in controller.info()]
-        if current and limit < min(current):
-            context = controller.limit(limits=limit)
-    with context:
-        yield
+        libraries = controller.info()
+        in_force = min((info["num_threads"] for info in libraries), default=1)
+        flops = batch_size * n_features * n_components
+        self.timings = timings
+        self._controller = controller
+        self._in_force = in_force
+        if n_threads != "auto":
+            self.candidates = [min(n_threads, in_force)]
+        elif in_force == 1 or flops < SMALL_PRODUCT_FLOPS:
+            self.candidates = [1]
+        elif all(info["internal_api"] == "openblas" for info in libraries):
+            self.candidates = [in_force, 1]
+        else:
+            self.candidates = [1 if flops < SINGLE_THREAD_FLOPS else in_force]
+        if set(timings) - {"uses"} - {str(n) for n in self.candidates}:  # another limit now
+            timings.clear()
+
+    def next_epoch(self):
+        """The thread count to run the next epoch with."""
+        if len(self.candidates) == 1:
+            return self.candidates[0]
+        untimed = [n for n in self.candidates if str(n) not in self.timings]
+        if untimed:
+            return untimed[0]
+        best = min(self.candidates, key=lambda n: self.timings[str(n)])
+        if self.timings.get("uses", 0) >= REPROBE_EVERY:
+            other = next(n for n in self.candidates if n != best)
+            del self.timings[str(other)]
+            return other
+        return best
+
+    def limit(self, threads):
+        """Context in which BLAS uses at most ``threads`` threads."""
+        if threads >= self._in_force:
+            return nullcontext()
+        return self._controller.limit(limits=threads)
+
+    def record(self, threads, seconds, n_samples):
+        if len(self.candidates) == 1 or n_samples == 0:
+            return
+        untimed = str(threads) not in self.timings
+        self.timings[str(threads)] = seconds / n_samples
+        self.timings["uses"] = 0 if untimed else self.timings.get("uses", 0) + 1

@@ -107,19 +107,25 @@ def test_same_sequence_of_partial_fits_is_bit_identical(digits):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_one_or_two_blas_threads_give_bit_identical_fits(dtype):
     # Products large enough for OpenBLAS to split them between threads
-    # (128 x 256 x 64 multiply-adds, above its threshold for threading).
+    # (128 x 256 x 64 multiply-adds, above its threshold for threading, and
+    # large enough for n_threads="auto" to time one and two threads).
     X = np.random.default_rng(0).standard_normal((1500, 256)).astype(dtype)
     results = []
-    for threads in (1, 2):
+    for threads, n_threads in ((1, 1), (2, 2), (2, "auto")):
         with threadpool_limits(limits=threads, user_api="blas"):
             in_force = {info["num_threads"] for info in threadpool_info()
                         if info["user_api"] == "blas"}
             assert in_force == {min(threads, os.cpu_count() or 1)}
-            model = SaturatingAutoEncoder(n_components=64, alpha=0.1, max_iter=2, batch_size=128,
-                                          n_threads=threads, random_state=0).fit(X)
+            model = SaturatingAutoEncoder(n_components=64, alpha=0.1, alpha_step=None,
+                                          max_iter=3, batch_size=128, n_threads=n_threads,
+                                          random_state=0).fit(X)
+            model.partial_fit(X)
             results.append((model.components_, model.transform(X), model.energy(X)))
-    for one_thread, two_threads in zip(*results):
-        np.testing.assert_array_equal(one_thread, two_threads)
+            if n_threads == "auto" and min(in_force) > 1:  # epochs ran on each count
+                assert {"1", "2"} <= set(model._thread_timings)
+    for other in results[1:]:
+        for first, second in zip(results[0], other):
+            np.testing.assert_array_equal(first, second)
 
 
 # ------------------------------------------------------------ concurrency

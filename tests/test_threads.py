@@ -1,0 +1,106 @@
+"""The choice of BLAS threads per epoch (``sksatae._threads``)."""
+
+from contextlib import contextmanager
+
+import pytest
+
+from sksatae import _threads
+from sksatae._threads import REPROBE_EVERY, SINGLE_THREAD_FLOPS, SMALL_PRODUCT_FLOPS, ThreadChoice
+
+
+class FakeController:
+    def __init__(self, num_threads, internal_api="openblas"):
+        self.num_threads, self.internal_api = num_threads, internal_api
+        self.limits = []
+
+    def info(self):
+        return [{"num_threads": self.num_threads, "internal_api": self.internal_api,
+                 "user_api": "blas"}]
+
+    @contextmanager
+    def limit(self, limits):
+        self.limits.append(limits)
+        yield
+
+
+@pytest.fixture
+def controller(monkeypatch):
+    def install(num_threads, internal_api="openblas"):
+        fake = FakeController(num_threads, internal_api)
+        monkeypatch.setattr(_threads, "_blas_controller", lambda: fake)
+        return fake
+    return install
+
+
+LARGE = (128, 784, 300)  # 30 million multiply-adds per product
+
+
+@pytest.mark.parametrize("n_threads, in_force, internal_api, shape, expected", [
+    (1, 2, "openblas", LARGE, [1]),
+    (4, 2, "openblas", LARGE, [2]),
+    ("auto", 1, "openblas", LARGE, [1]),
+    ("auto", 2, "openblas", (16, 144, 100), [1]),  # below SMALL_PRODUCT_FLOPS
+    ("auto", 2, "openblas", LARGE, [2, 1]),  # timed
+    ("auto", 2, "mkl", LARGE, [1]),  # not timed: results could depend on the count
+    ("auto", 2, "mkl", (1024, 3072, 400), [2]),  # above SINGLE_THREAD_FLOPS
+])
+def test_candidate_thread_counts(controller, n_threads, in_force, internal_api, shape, expected):
+    controller(in_force, internal_api)
+    assert ThreadChoice(n_threads, *shape, {}).candidates == expected
+
+
+def test_the_size_thresholds_are_ordered():
+    assert 16 * 144 * 100 < SMALL_PRODUCT_FLOPS < 128 * 784 * 300 < SINGLE_THREAD_FLOPS
+
+
+def run_epochs(choice, controller, seconds_per_sample, n_epochs):
+    """Run ``n_epochs`` fake epochs of 100 samples; return the counts used."""
+    used = []
+    for _ in range(n_epochs):
+        threads = choice.next_epoch()
+        before = len(controller.limits)
+        with choice.limit(threads):
+            pass
+        # A limit below the one in force is applied; the one in force is left alone.
+        assert len(controller.limits) == before + (threads < controller.num_threads)
+        choice.record(threads, 100 * seconds_per_sample[threads], 100)
+        used.append(threads)
+    return used
+
+
+@pytest.mark.parametrize("faster", [1, 2])
+def test_both_counts_are_timed_then_the_faster_kept_and_the_other_timed_again(controller,
+                                                                             faster):
+    fake = controller(2)
+    timings = {}
+    choice = ThreadChoice("auto", *LARGE, timings)
+    seconds = {faster: 1e-3, 3 - faster: 2e-3}
+    used = run_epochs(choice, fake, seconds, 2 + REPROBE_EVERY + 1 + 3)
+    assert used[:2] == [2, 1]  # the limit in force first, then one thread
+    assert used[2:2 + REPROBE_EVERY] == [faster] * REPROBE_EVERY
+    assert used[2 + REPROBE_EVERY] == 3 - faster  # timed again
+    assert used[-3:] == [faster] * 3
+    assert timings[str(faster)] == pytest.approx(1e-3)
+
+
+def test_a_load_change_moves_the_choice(controller):
+    fake = controller(2)
+    choice = ThreadChoice("auto", *LARGE, {})
+    run_epochs(choice, fake, {2: 1e-3, 1: 2e-3}, 2)
+    assert choice.next_epoch() == 2
+    # The second core gets busy: two threads become slow. The next timing of two
+    # threads records it, and the choice moves to one.
+    run_epochs(choice, fake, {2: 5e-3, 1: 2e-3}, 1)
+    assert choice.next_epoch() == 1
+
+
+def test_timings_carry_over_calls_and_are_dropped_when_the_limit_changes(controller):
+    fake = controller(2)
+    timings = {}
+    run_epochs(ThreadChoice("auto", *LARGE, timings), fake, {2: 1e-3, 1: 2e-3}, 2)
+    assert set(timings) == {"1", "2", "uses"}
+    # A later call (partial_fit) starts from the timings: no new probing.
+    assert ThreadChoice("auto", *LARGE, timings).next_epoch() == 2
+    controller(4)  # more threads allowed now: the timings no longer apply
+    assert ThreadChoice("auto", *LARGE, timings).next_epoch() == 4
+    assert "2" not in timings
