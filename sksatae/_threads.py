@@ -9,7 +9,8 @@ slower for 3072 features at batches of 16 and 128, and under load from other
 jobs they were slower for every shape (``docs/performance.md``). So
 ``n_threads="auto"`` measures instead of guessing: above a size below which a
 second thread never helped, it times an epoch with the thread limit in force
-and one with a single thread, keeps the faster, and times the other again
+and one with a single thread, keeps the faster (more threads only if at least
+5% faster), and times the other again
 every ``REPROBE_EVERY`` epochs. It does so only where the BLAS gives the same
 results whatever its thread count (OpenBLAS splits a product between threads
 by blocks of the output, each summed in the same order), so the choice never
@@ -20,11 +21,17 @@ force (joblib workers, an enclosing ``threadpool_limits``).
 
 from contextlib import nullcontext
 
-SMALL_PRODUCT_FLOPS = 2**21
+SMALL_PRODUCT_FLOPS = 2**19
 """Below this many multiply-adds per matrix product of an SGD step
 (``batch_size * n_features * n_components``), ``"auto"`` uses one BLAS thread
 without timing anything: at 144 features, 100 units and batch 16 (230,000)
-two threads gained nothing even on a free core."""
+two threads gained nothing even on a free core; at batch 128 (1.8 million)
+they took 0.64 to 0.76 of one thread's time."""
+
+MULTITHREAD_GAIN = 0.95
+"""More threads are kept only if their epoch takes less than this fraction of
+a single thread's: a second core is not worth taking for less, and timings
+that differ by less are within the noise of a shared machine."""
 
 SINGLE_THREAD_FLOPS = 2**30
 """Where epochs are not timed (a BLAS other than OpenBLAS), ``"auto"`` uses one
@@ -89,7 +96,8 @@ class ThreadChoice:
         untimed = [n for n in self.candidates if str(n) not in self.timings]
         if untimed:
             return untimed[0]
-        best = min(self.candidates, key=lambda n: self.timings[str(n)])
+        many, one = self.candidates
+        best = many if self.timings[str(many)] < MULTITHREAD_GAIN * self.timings["1"] else one
         if self.timings.get("uses", 0) >= REPROBE_EVERY:
             other = next(n for n in self.candidates if n != best)
             del self.timings[str(other)]

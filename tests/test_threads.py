@@ -5,7 +5,8 @@ from contextlib import contextmanager
 import pytest
 
 from sksatae import _threads
-from sksatae._threads import REPROBE_EVERY, SINGLE_THREAD_FLOPS, SMALL_PRODUCT_FLOPS, ThreadChoice
+from sksatae._threads import (MULTITHREAD_GAIN, REPROBE_EVERY, SINGLE_THREAD_FLOPS,
+                              SMALL_PRODUCT_FLOPS, ThreadChoice)
 
 
 class FakeController:
@@ -50,7 +51,16 @@ def test_candidate_thread_counts(controller, n_threads, in_force, internal_api, 
 
 
 def test_the_size_thresholds_are_ordered():
-    assert 16 * 144 * 100 < SMALL_PRODUCT_FLOPS < 128 * 784 * 300 < SINGLE_THREAD_FLOPS
+    assert 16 * 144 * 100 < SMALL_PRODUCT_FLOPS < 128 * 144 * 100 < SINGLE_THREAD_FLOPS
+
+
+@pytest.mark.parametrize("ratio, expected", [(0.5, 2), (0.99 * MULTITHREAD_GAIN, 2),
+                                             (1.01 * MULTITHREAD_GAIN, 1), (1.2, 1)])
+def test_more_threads_are_kept_only_when_clearly_faster(controller, ratio, expected):
+    fake = controller(2)
+    choice = ThreadChoice("auto", *LARGE, {})
+    run_epochs(choice, fake, {2: ratio * 1e-3, 1: 1e-3}, 2)
+    assert choice.next_epoch() == expected
 
 
 def run_epochs(choice, controller, seconds_per_sample, n_epochs):
