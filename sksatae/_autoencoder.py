@@ -508,7 +508,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     if self.shuffle:
                         order = rng.permutation(X.shape[0])
                     encoder, encoder_bias, decoder, decoder_bias = params
-                    n_threads = threads.next_epoch()
+                    n_threads = threads.next_epoch(X.shape[0])
                     with threads.limit(n_threads):
                         started = time.perf_counter()
                         loss_sum, square_sum, n_seen, update_count, finite = (

@@ -59,12 +59,13 @@ class ThreadChoice:
     """The BLAS thread limit of each epoch of one fit or ``partial_fit`` call.
 
     ``timings`` maps a thread count (as a string: the dict is saved with the
-    model) to the seconds per sample last measured with it, plus ``"uses"``,
-    the epochs run since the last timing; the
-    estimator keeps it between ``partial_fit`` calls, so that one-epoch calls
-    are timed too. Use as::
+    model) to ``[seconds per sample, samples]`` of its last timed epoch, plus
+    ``"uses"``, the epochs run since the last timing; the estimator keeps it
+    between ``partial_fit`` calls, so that one-epoch calls are timed too. A
+    timing counts only for epochs of between half and twice its size: an
+    epoch's fixed costs weigh more on fewer samples. Use as::
 
-        threads = choice.next_epoch()
+        threads = choice.next_epoch(n_samples)
         with choice.limit(threads):
             ...  # one epoch, timed
         choice.record(threads, seconds, n_samples)
@@ -89,15 +90,20 @@ class ThreadChoice:
         if set(timings) - {"uses"} - {str(n) for n in self.candidates}:  # another limit now
             timings.clear()
 
-    def next_epoch(self):
-        """The thread count to run the next epoch with."""
+    def next_epoch(self, n_samples):
+        """The thread count to run the next epoch of ``n_samples`` with."""
         if len(self.candidates) == 1:
             return self.candidates[0]
+        for n in self.candidates:
+            timed = self.timings.get(str(n))
+            if timed is not None and not timed[1] / 2 <= n_samples <= 2 * timed[1]:
+                del self.timings[str(n)]
         untimed = [n for n in self.candidates if str(n) not in self.timings]
         if untimed:
             return untimed[0]
         many, one = self.candidates
-        best = many if self.timings[str(many)] < MULTITHREAD_GAIN * self.timings["1"] else one
+        faster = self.timings[str(many)][0] < MULTITHREAD_GAIN * self.timings["1"][0]
+        best = many if faster else one
         if self.timings.get("uses", 0) >= REPROBE_EVERY:
             other = next(n for n in self.candidates if n != best)
             del self.timings[str(other)]
@@ -114,5 +120,5 @@ class ThreadChoice:
         if len(self.candidates) == 1 or n_samples == 0:
             return
         untimed = str(threads) not in self.timings
-        self.timings[str(threads)] = seconds / n_samples
+        self.timings[str(threads)] = [seconds / n_samples, n_samples]
         self.timings["uses"] = 0 if untimed else self.timings.get("uses", 0) + 1

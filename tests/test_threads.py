@@ -60,14 +60,14 @@ def test_more_threads_are_kept_only_when_clearly_faster(controller, ratio, expec
     fake = controller(2)
     choice = ThreadChoice("auto", *LARGE, {})
     run_epochs(choice, fake, {2: ratio * 1e-3, 1: 1e-3}, 2)
-    assert choice.next_epoch() == expected
+    assert choice.next_epoch(100) == expected
 
 
 def run_epochs(choice, controller, seconds_per_sample, n_epochs):
     """Run ``n_epochs`` fake epochs of 100 samples; return the counts used."""
     used = []
     for _ in range(n_epochs):
-        threads = choice.next_epoch()
+        threads = choice.next_epoch(100)
         before = len(controller.limits)
         with choice.limit(threads):
             pass
@@ -90,18 +90,18 @@ def test_both_counts_are_timed_then_the_faster_kept_and_the_other_timed_again(co
     assert used[2:2 + REPROBE_EVERY] == [faster] * REPROBE_EVERY
     assert used[2 + REPROBE_EVERY] == 3 - faster  # timed again
     assert used[-3:] == [faster] * 3
-    assert timings[str(faster)] == pytest.approx(1e-3)
+    assert timings[str(faster)] == [pytest.approx(1e-3), 100]
 
 
 def test_a_load_change_moves_the_choice(controller):
     fake = controller(2)
     choice = ThreadChoice("auto", *LARGE, {})
     run_epochs(choice, fake, {2: 1e-3, 1: 2e-3}, 2)
-    assert choice.next_epoch() == 2
+    assert choice.next_epoch(100) == 2
     # The second core gets busy: two threads become slow. The next timing of two
     # threads records it, and the choice moves to one.
     run_epochs(choice, fake, {2: 5e-3, 1: 2e-3}, 1)
-    assert choice.next_epoch() == 1
+    assert choice.next_epoch(100) == 1
 
 
 def test_timings_carry_over_calls_and_are_dropped_when_the_limit_changes(controller):
@@ -110,7 +110,21 @@ def test_timings_carry_over_calls_and_are_dropped_when_the_limit_changes(control
     run_epochs(ThreadChoice("auto", *LARGE, timings), fake, {2: 1e-3, 1: 2e-3}, 2)
     assert set(timings) == {"1", "2", "uses"}
     # A later call (partial_fit) starts from the timings: no new probing.
-    assert ThreadChoice("auto", *LARGE, timings).next_epoch() == 2
+    assert ThreadChoice("auto", *LARGE, timings).next_epoch(100) == 2
     controller(4)  # more threads allowed now: the timings no longer apply
-    assert ThreadChoice("auto", *LARGE, timings).next_epoch() == 4
+    assert ThreadChoice("auto", *LARGE, timings).next_epoch(100) == 4
     assert "2" not in timings
+
+
+def test_timings_count_only_for_epochs_of_a_similar_size(controller):
+    fake = controller(2)
+    timings = {}
+    choice = ThreadChoice("auto", *LARGE, timings)
+    run_epochs(choice, fake, {2: 1e-3, 1: 2e-3}, 2)  # epochs of 100 samples
+    assert choice.next_epoch(150) == 2
+    # An epoch of 1,000 samples: both timings are dropped and taken again.
+    assert choice.next_epoch(1000) == 2
+    choice.record(2, 1000 * 3e-3, 1000)
+    assert choice.next_epoch(1000) == 1
+    choice.record(1, 1000 * 2e-3, 1000)
+    assert choice.next_epoch(1000) == 1
