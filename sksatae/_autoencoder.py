@@ -172,7 +172,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         small to gain from more; above that, with OpenBLAS (whose results do
         not depend on the thread count), it times an epoch with the current
         limit and one with a single thread, keeps the faster (more threads
-        only if at least 5% faster), and times the other again every 16
+        only if at least 10% faster), and times the other again every 16
         epochs (``partial_fit`` calls count as epochs).
         With another BLAS it uses one thread below 2**30 multiply-adds per
         product. Never raises the current limit (for instance the one set by

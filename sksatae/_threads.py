@@ -10,7 +10,7 @@ jobs they were slower for every shape (``docs/performance.md``). So
 ``n_threads="auto"`` measures instead of guessing: above a size below which a
 second thread never helped, it times an epoch with the thread limit in force
 and one with a single thread, keeps the faster (more threads only if at least
-5% faster), and times the other again
+10% faster), and times the other again
 every ``REPROBE_EVERY`` epochs. It does so only where the BLAS gives the same
 results whatever its thread count (OpenBLAS splits a product between threads
 by blocks of the output, each summed in the same order), so the choice never
@@ -28,7 +28,7 @@ without timing anything: at 144 features, 100 units and batch 16 (230,000)
 two threads gained nothing even on a free core; at batch 128 (1.8 million)
 they took 0.64 to 0.76 of one thread's time."""
 
-MULTITHREAD_GAIN = 0.95
+MULTITHREAD_GAIN = 0.9
 """More threads are kept only if their epoch takes less than this fraction of
 a single thread's: a second core is not worth taking for less, and timings
 that differ by less are within the noise of a shared machine."""
@@ -87,8 +87,6 @@ class ThreadChoice:
             self.candidates = [in_force, 1]
         else:
             self.candidates = [1 if flops < SINGLE_THREAD_FLOPS else in_force]
-        if set(timings) - {"uses"} - {str(n) for n in self.candidates}:  # another limit now
-            timings.clear()
 
     def next_epoch(self, n_samples):
         """The thread count to run the next epoch of ``n_samples`` with."""
@@ -117,7 +115,9 @@ class ThreadChoice:
         return self._controller.limit(limits=threads)
 
     def record(self, threads, seconds, n_samples):
-        if len(self.candidates) == 1 or n_samples == 0:
+        # Kept whatever the candidates: a call under another limit (one thread, say)
+        # still times that count for later calls.
+        if n_samples == 0:
             return
         untimed = str(threads) not in self.timings
         self.timings[str(threads)] = [seconds / n_samples, n_samples]

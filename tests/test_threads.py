@@ -104,16 +104,21 @@ def test_a_load_change_moves_the_choice(controller):
     assert choice.next_epoch(100) == 1
 
 
-def test_timings_carry_over_calls_and_are_dropped_when_the_limit_changes(controller):
+def test_timings_carry_over_calls_and_limits(controller):
     fake = controller(2)
     timings = {}
     run_epochs(ThreadChoice("auto", *LARGE, timings), fake, {2: 1e-3, 1: 2e-3}, 2)
     assert set(timings) == {"1", "2", "uses"}
     # A later call (partial_fit) starts from the timings: no new probing.
     assert ThreadChoice("auto", *LARGE, timings).next_epoch(100) == 2
-    controller(4)  # more threads allowed now: the timings no longer apply
+    # A call under a limit of one thread times one thread, and keeps the rest.
+    one = controller(1)
+    run_epochs(ThreadChoice("auto", *LARGE, timings), one, {1: 0.5e-3}, 1)
+    assert timings["2"] == [pytest.approx(1e-3), 100] and timings["1"][0] == pytest.approx(0.5e-3)
+    controller(2)
+    assert ThreadChoice("auto", *LARGE, timings).next_epoch(100) == 1  # one is faster now
+    controller(4)  # more threads allowed: four are timed before being chosen
     assert ThreadChoice("auto", *LARGE, timings).next_epoch(100) == 4
-    assert "2" not in timings
 
 
 def test_timings_count_only_for_epochs_of_a_similar_size(controller):
