@@ -10,8 +10,8 @@ jobs they were slower for every shape (``docs/performance.md``). So
 ``n_threads="auto"`` measures instead of guessing: above a size below which a
 second thread never helped, it times an epoch with the thread limit in force
 and one with a single thread, keeps the faster (more threads only if at least
-10% faster), and times the other again
-every ``REPROBE_EVERY`` epochs. It does so only where the BLAS gives the same
+10% faster), and times the other again every ``REPROBE_EVERY`` epochs. It
+does so only where the BLAS gives the same
 results whatever its thread count (OpenBLAS splits a product between threads
 by blocks of the output, each summed in the same order), so the choice never
 changes the model; otherwise it keeps one thread below ``SINGLE_THREAD_FLOPS``
