@@ -166,18 +166,23 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         ``stage_components_`` (for instance to follow one filter as alpha
         grows, as in Figure 5 of the paper).
 
-    n_threads : "auto" or int, default="auto"
+    n_threads : "auto", "timed" or int, default="auto"
         Upper bound on the BLAS threads used by ``fit`` and ``partial_fit``.
-        ``"auto"`` uses one thread for problems whose matrix products are too
-        small to gain from more; above that, with OpenBLAS (whose results do
-        not depend on the thread count), it times an epoch with the current
-        limit and one with a single thread, keeps the faster (more threads
-        only if at least 10% faster), and times the other again every 16
-        epochs (``partial_fit`` calls count as epochs).
-        With another BLAS it uses one thread below 2**30 multiply-adds per
-        product. Never raises the current limit (for instance the one set by
-        :class:`~threadpoolctl.threadpool_limits` or by joblib workers), and
-        never changes the fitted model, only its speed.
+        ``"auto"`` uses one thread unless a step's matrix products exceed
+        2**30 multiply-adds each (``batch_size * n_features *
+        n_components``), and the current limit above: a rule on sizes only,
+        so that a given ``random_state`` gives the same model bit for bit.
+        ``"timed"`` times an epoch with the current limit and one with a
+        single thread, keeps the faster (more threads only if at least 10%
+        faster) and times the other again every 16 epochs (``partial_fit``
+        calls count as epochs); products below 2**19 multiply-adds use one
+        thread untimed. It is faster on a free core, but BLAS libraries,
+        OpenBLAS included, may sum a product in another order when they
+        split it between threads, so ``"timed"`` fits can differ in their
+        last bits from run to run. An integer allows at most that many
+        threads. None of them raises the current limit (for instance the one
+        set by :class:`~threadpoolctl.threadpool_limits` or by joblib
+        workers).
 
     shuffle : bool, default=True
         Whether to visit the samples in a new random order every epoch.
@@ -300,7 +305,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         ],
         "init_scale": [Interval(Real, 0, None, closed="neither")],
         "keep_stage_components": ["boolean"],
-        "n_threads": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "n_threads": [StrOptions({"auto", "timed"}), Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],

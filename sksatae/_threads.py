@@ -6,24 +6,32 @@ unless the products are large; and whether they gain depends on more than
 their size: with OpenBLAS on two cores, two threads took 0.52 to 0.74 of one
 thread's time for most shapes of ``benchmarks/bench_training.py`` but were
 slower for 3072 features at batches of 16 and 128, and under load from other
-jobs they were slower for every shape (``docs/performance.md``). So
-``n_threads="auto"`` measures instead of guessing: above a size below which a
-second thread never helped, it times an epoch with the thread limit in force
-and one with a single thread, keeps the faster (more threads only if at least
-10% faster), and times the other again every ``REPROBE_EVERY`` epochs. It
-does so only where the BLAS gives the same
-results whatever its thread count (OpenBLAS splits a product between threads
-by blocks of the output, each summed in the same order), so the choice never
-changes the model; otherwise it keeps one thread below ``SINGLE_THREAD_FLOPS``
-and the limit in force above. Neither rule ever raises the limit already in
-force (joblib workers, an enclosing ``threadpool_limits``).
+jobs they were slower for every shape (``docs/performance.md``).
+
+A BLAS may also sum a product in another order when it splits it between
+threads: OpenBLAS 0.3.30 does for some shapes (``Xb @ We.T`` at 784 features,
+300 units and batch 128, or batch 92 at 256 features and 64 units), so the
+thread count can change a model in its last bits, and SGD carries such
+differences on. Hence two rules:
+
+- ``"auto"`` (the default) depends on the problem's size only, so that the
+  same data and ``random_state`` give the same model bit for bit on a given
+  machine: one thread below ``SINGLE_THREAD_FLOPS``, the limit in force above.
+- ``"timed"`` measures: above ``SMALL_PRODUCT_FLOPS`` it times an epoch with
+  the thread limit in force and one with a single thread, keeps the faster
+  (more threads only if at least ``MULTITHREAD_GAIN`` times the time), and
+  times the other again every ``REPROBE_EVERY`` epochs. Faster on a free
+  core, but which count runs which epoch depends on the machine's load.
+
+Neither rule ever raises the limit already in force (joblib workers, an
+enclosing ``threadpool_limits``).
 """
 
 from contextlib import nullcontext
 
 SMALL_PRODUCT_FLOPS = 2**19
 """Below this many multiply-adds per matrix product of an SGD step
-(``batch_size * n_features * n_components``), ``"auto"`` uses one BLAS thread
+(``batch_size * n_features * n_components``), ``"timed"`` uses one BLAS thread
 without timing anything: at 144 features, 100 units and batch 16 (230,000)
 two threads gained nothing even on a free core; at batch 128 (1.8 million)
 they took 0.64 to 0.76 of one thread's time."""
@@ -34,9 +42,9 @@ a single thread's: a second core is not worth taking for less, and timings
 that differ by less are within the noise of a shared machine."""
 
 SINGLE_THREAD_FLOPS = 2**30
-"""Where epochs are not timed (a BLAS other than OpenBLAS), ``"auto"`` uses one
-thread below this many multiply-adds per product: on two shared cores, two
-threads were slower than one for every size measured, up to 0.94e9."""
+"""``"auto"`` uses one thread below this many multiply-adds per product: on
+two shared cores, two threads were slower than one for every size measured,
+up to 0.94e9."""
 
 REPROBE_EVERY = 16
 """Epochs after which the thread count not chosen is timed again."""
@@ -79,14 +87,14 @@ class ThreadChoice:
         self.timings = timings
         self._controller = controller
         self._in_force = in_force
-        if n_threads != "auto":
+        if n_threads == "auto":
+            self.candidates = [1 if flops < SINGLE_THREAD_FLOPS else in_force]
+        elif n_threads != "timed":
             self.candidates = [min(n_threads, in_force)]
         elif in_force == 1 or flops < SMALL_PRODUCT_FLOPS:
             self.candidates = [1]
-        elif all(info["internal_api"] == "openblas" for info in libraries):
-            self.candidates = [in_force, 1]
         else:
-            self.candidates = [1 if flops < SINGLE_THREAD_FLOPS else in_force]
+            self.candidates = [in_force, 1]
 
     def next_epoch(self, n_samples):
         """The thread count to run the next epoch of ``n_samples`` with."""

@@ -40,10 +40,14 @@ LARGE = (128, 784, 300)  # 30 million multiply-adds per product
     (1, 2, "openblas", LARGE, [1]),
     (4, 2, "openblas", LARGE, [2]),
     ("auto", 1, "openblas", LARGE, [1]),
-    ("auto", 2, "openblas", (16, 144, 100), [1]),  # below SMALL_PRODUCT_FLOPS
-    ("auto", 2, "openblas", LARGE, [2, 1]),  # timed
-    ("auto", 2, "mkl", LARGE, [1]),  # not timed: results could depend on the count
-    ("auto", 2, "mkl", (1024, 3072, 400), [2]),  # above SINGLE_THREAD_FLOPS
+    ("auto", 2, "openblas", LARGE, [1]),  # below SINGLE_THREAD_FLOPS: sizes only
+    ("auto", 2, "mkl", LARGE, [1]),
+    ("auto", 2, "openblas", (1024, 3072, 400), [2]),  # above SINGLE_THREAD_FLOPS
+    ("auto", 4, "mkl", (1024, 3072, 400), [4]),
+    ("timed", 1, "openblas", LARGE, [1]),
+    ("timed", 2, "openblas", (16, 144, 100), [1]),  # below SMALL_PRODUCT_FLOPS
+    ("timed", 2, "openblas", LARGE, [2, 1]),
+    ("timed", 2, "mkl", LARGE, [2, 1]),
 ])
 def test_candidate_thread_counts(controller, n_threads, in_force, internal_api, shape, expected):
     controller(in_force, internal_api)
@@ -58,7 +62,7 @@ def test_the_size_thresholds_are_ordered():
                                              (1.01 * MULTITHREAD_GAIN, 1), (1.2, 1)])
 def test_more_threads_are_kept_only_when_clearly_faster(controller, ratio, expected):
     fake = controller(2)
-    choice = ThreadChoice("auto", *LARGE, {})
+    choice = ThreadChoice("timed", *LARGE, {})
     run_epochs(choice, fake, {2: ratio * 1e-3, 1: 1e-3}, 2)
     assert choice.next_epoch(100) == expected
 
@@ -83,7 +87,7 @@ def test_both_counts_are_timed_then_the_faster_kept_and_the_other_timed_again(co
                                                                              faster):
     fake = controller(2)
     timings = {}
-    choice = ThreadChoice("auto", *LARGE, timings)
+    choice = ThreadChoice("timed", *LARGE, timings)
     seconds = {faster: 1e-3, 3 - faster: 2e-3}
     used = run_epochs(choice, fake, seconds, 2 + REPROBE_EVERY + 1 + 3)
     assert used[:2] == [2, 1]  # the limit in force first, then one thread
@@ -95,7 +99,7 @@ def test_both_counts_are_timed_then_the_faster_kept_and_the_other_timed_again(co
 
 def test_a_load_change_moves_the_choice(controller):
     fake = controller(2)
-    choice = ThreadChoice("auto", *LARGE, {})
+    choice = ThreadChoice("timed", *LARGE, {})
     run_epochs(choice, fake, {2: 1e-3, 1: 2e-3}, 2)
     assert choice.next_epoch(100) == 2
     # The second core gets busy: two threads become slow. The next timing of two
@@ -107,24 +111,24 @@ def test_a_load_change_moves_the_choice(controller):
 def test_timings_carry_over_calls_and_limits(controller):
     fake = controller(2)
     timings = {}
-    run_epochs(ThreadChoice("auto", *LARGE, timings), fake, {2: 1e-3, 1: 2e-3}, 2)
+    run_epochs(ThreadChoice("timed", *LARGE, timings), fake, {2: 1e-3, 1: 2e-3}, 2)
     assert set(timings) == {"1", "2", "uses"}
     # A later call (partial_fit) starts from the timings: no new probing.
-    assert ThreadChoice("auto", *LARGE, timings).next_epoch(100) == 2
+    assert ThreadChoice("timed", *LARGE, timings).next_epoch(100) == 2
     # A call under a limit of one thread times one thread, and keeps the rest.
     one = controller(1)
-    run_epochs(ThreadChoice("auto", *LARGE, timings), one, {1: 0.5e-3}, 1)
+    run_epochs(ThreadChoice("timed", *LARGE, timings), one, {1: 0.5e-3}, 1)
     assert timings["2"] == [pytest.approx(1e-3), 100] and timings["1"][0] == pytest.approx(0.5e-3)
     controller(2)
-    assert ThreadChoice("auto", *LARGE, timings).next_epoch(100) == 1  # one is faster now
+    assert ThreadChoice("timed", *LARGE, timings).next_epoch(100) == 1  # one is faster now
     controller(4)  # more threads allowed: four are timed before being chosen
-    assert ThreadChoice("auto", *LARGE, timings).next_epoch(100) == 4
+    assert ThreadChoice("timed", *LARGE, timings).next_epoch(100) == 4
 
 
 def test_timings_count_only_for_epochs_of_a_similar_size(controller):
     fake = controller(2)
     timings = {}
-    choice = ThreadChoice("auto", *LARGE, timings)
+    choice = ThreadChoice("timed", *LARGE, timings)
     run_epochs(choice, fake, {2: 1e-3, 1: 2e-3}, 2)  # epochs of 100 samples
     assert choice.next_epoch(150) == 2
     # An epoch of 1,000 samples: both timings are dropped and taken again.
