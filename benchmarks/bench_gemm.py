@@ -11,9 +11,15 @@ time over SciPy's. Where Intel's MKL is installed as the ``mkl`` package
 same compiled code as SciPy's: that column shows what the kernels would gain
 from that library alone.
 
+``--layouts`` instead times the five GEMMs of whole SGD steps with the
+per-unit buffers (codes, their gradients) laid out units by samples, as the
+kernel does, against samples by units, and prints the ratio: the
+measurement behind that choice of layout.
+
 Usage::
 
     python benchmarks/bench_gemm.py
+    python benchmarks/bench_gemm.py --layouts
 """
 
 import argparse
@@ -69,8 +75,50 @@ def mkl_gemm_addresses():
             np.dtype(np.float64): ctypes.cast(library.dgemm, ctypes.c_void_p).value}
 
 
+def compare_layouts():
+    """CPU time of the five GEMMs of an epoch in the kernel's layout over the other."""
+    from _common import compiled_gemm_floor
+
+    from sksatae._blas import gemm_address
+
+    floors = {layout: compiled_gemm_floor(layout) for layout in ("units", "samples")}
+    report = environment_report()
+    print("# The five GEMMs of an SGD step: per-unit buffers units by samples (the "
+          "kernel's) over samples by units, one thread\n")
+    print_environment(report)
+    rows = []
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1):
+        for d, h in SHAPES:
+            for batch in ((1,) if d == SHAPES[0][0] else ()) + BATCHES + (1024,):
+                n_samples = max(2 * batch, int(2e7 / (d * h)) // batch * batch)
+                X = rng.standard_normal((n_samples, d))
+                cells = [d, h, batch]
+                for dtype in (np.float32, np.float64):
+                    address, data = gemm_address(dtype), X.astype(dtype)
+                    times = {}
+                    for layout, floor in floors.items():
+                        encoder = (0.1 * rng.standard_normal((h, d))).astype(dtype)
+                        decoder = encoder.copy()
+                        buffers = (np.empty(batch * h, dtype), np.empty((batch, d), dtype),
+                                   np.empty(batch * h, dtype))
+                        times[layout] = best_cpu_time(
+                            lambda: floor(address, data, encoder, decoder, batch, *buffers, 1e-7),
+                            repeats=7, target=0.2)
+                    cells.append(f"{times['units'] / times['samples']:.2f}")
+                rows.append(cells)
+    print()
+    print(markdown_table(["d", "h", "batch", "float32: units / samples",
+                          "float64: units / samples"], rows))
+
+
 def main(argv=None):
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layouts", action="store_true",
+                        help="compare the layouts of the per-unit buffers instead")
+    if parser.parse_args(argv).layouts:
+        compare_layouts()
+        return
     import numba
 
     from sksatae._blas import gemm, gemm_address

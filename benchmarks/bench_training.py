@@ -12,10 +12,10 @@ averaged over the minibatch, plain SGD with the estimator's step, samples
 visited in a new random order each epoch and the decoder's basis elements
 re-projected to unit norm every 10 samples, that is after every update at
 batch sizes of 10 and more (the estimator's defaults). The BLAS floor is the
-five matrix products of each SGD step and nothing else (see
-``_common.compiled_gemm_floor``); PyTorch's time over the floor's is what a
-kernel exactly at the floor would reach against PyTorch, the best that any
-implementation on this BLAS can do. MLPRegressor fits ``X`` to ``X`` with
+five matrix products of each SGD step and nothing else, made by the kernel's
+own calls (see ``_common.compiled_gemm_floor``); PyTorch's time over the
+floor's is what a kernel exactly at the floor would reach against PyTorch,
+the best that any implementation on this BLAS can do. MLPRegressor fits ``X`` to ``X`` with
 one ReLU hidden layer of the same size, plain SGD (no momentum): the closest
 scikit-learn model. Methods are measured in turn inside each repeat (ours,
 floor, torch, ..., ours, floor, torch, ...), so load on the machine hits them
@@ -105,8 +105,9 @@ class GemmFloor:
         self.step = 1e-7
         self.encoder = (0.1 * rng.standard_normal((n_components, n_features))).astype(dtype)
         self.decoder = self.encoder.copy()
-        self.buffers = [np.empty((batch_size, size), dtype)
-                        for size in (n_components, n_features, n_components)]
+        self.buffers = [np.empty(batch_size * n_components, dtype),
+                        np.empty((batch_size, n_features), dtype),
+                        np.empty(batch_size * n_components, dtype)]
         self.X, self.batch_size = X, batch_size
         self.prepare(min(len(X), 2 * batch_size))
         self.run()
@@ -134,20 +135,25 @@ class GemmFloorPython:
         self.data = self.X[:n_samples]
 
     def run(self):
-        # Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: pass
-        # the transposed (Fortran-ordered) views and swap the operands.
+        # scipy's gemm takes column-major (Fortran) arrays: the transpose of a
+        # row-major array is one. Per-unit buffers are units by samples, as in
+        # the kernel, so a row-major (units, size) buffer is passed as a
+        # column-major (size, units) one.
         gemm, step, encoder, decoder = self.gemm, self.step, self.encoder, self.decoder
         codes, residual, grad = self.buffers
         X, batch_size = self.data, self.batch_size
+        n_components = encoder.shape[0]
         for start in range(0, len(X), batch_size):
             xb = X[start:start + batch_size]
             size = len(xb)
-            zb, rb, gb = codes[:size], residual[:size], grad[:size]
-            gemm(1.0, encoder.T, xb.T, 0.0, zb.T, trans_a=1, overwrite_c=1)
-            gemm(1.0, decoder.T, zb.T, 0.0, rb.T, overwrite_c=1)
-            gemm(-step, rb.T, zb.T, 1.0, decoder.T, trans_b=1, overwrite_c=1)
-            gemm(1.0, decoder.T, rb.T, 0.0, gb.T, trans_a=1, overwrite_c=1)
-            gemm(-step, xb.T, gb.T, 1.0, encoder.T, trans_b=1, overwrite_c=1)
+            rb = residual[:size]
+            zb = codes[:size * n_components].reshape(n_components, size)
+            gb = grad[:size * n_components].reshape(n_components, size)
+            gemm(1.0, xb.T, encoder.T, 0.0, zb.T, trans_a=1, overwrite_c=1)  # Z = We Xb^T
+            gemm(1.0, decoder.T, zb.T, 0.0, rb.T, trans_b=1, overwrite_c=1)  # Xr = H^T Wd
+            gemm(1.0, rb.T, decoder.T, 0.0, gb.T, trans_a=1, overwrite_c=1)  # dH = Wd R^T
+            gemm(-step, rb.T, zb.T, 1.0, decoder.T, overwrite_c=1)  # Wd -= step H R
+            gemm(-step, xb.T, gb.T, 1.0, encoder.T, overwrite_c=1)  # We -= step dZ Xb
 
 
 class TorchAutograd:
@@ -392,9 +398,11 @@ def main(argv=None):
     parser.add_argument("--no-mlp", action="store_true", help="skip MLPRegressor")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS,
                         help="competitors to time (ours and floor always run)")
-    parser.add_argument("--estimator-threads", type=lambda v: v if v == "auto" else int(v),
-                        default="auto", help="the estimator's n_threads (default: auto); "
-                        "an integer lets BLAS use up to that many threads whatever the size")
+    parser.add_argument("--estimator-threads",
+                        type=lambda v: v if v in ("auto", "timed") else int(v),
+                        default="auto", help="the estimator's n_threads: auto (default), "
+                        "timed, or an integer, which lets BLAS use up to that many threads "
+                        "whatever the size")
     parser.add_argument("--max-samples", type=int, default=200_000)
     parser.add_argument("--max-bytes", type=float, default=150e6)
     parser.add_argument("--json", help="write the raw results to this file")
