@@ -123,53 +123,49 @@ def markdown_table(header, rows):
 def compiled_gemm_floor(layout="units"):
     """A compiled loop of the five GEMMs of one SGD step per minibatch, and nothing else.
 
-    ``layout="units"`` makes the calls the estimator's kernel makes, through
-    the kernel's own helpers: per-unit buffers units by samples, the same BLAS
-    routine through the same entry point. That is the floor an epoch can
-    approach. ``layout="samples"`` makes the same products with the per-unit
-    buffers samples by units, the other natural layout, for comparison.
-    Returns ``floor(address, X, encoder, decoder, batch_size, codes, residual,
-    grad, step)``, where ``codes`` and ``grad`` are flat buffers of
-    ``batch_size * n_components`` elements and ``residual`` is
-    ``(batch_size, n_features)``.
+    ``layout="units"`` makes the calls the estimator's kernel
+    (``sksatae._kernels.sgd_epoch``) makes: per-unit buffers units by samples
+    (one row for a single sample), the same BLAS routine through the same
+    entry point. That is the floor an epoch can approach. ``layout="samples"`` makes the same
+    products with the per-unit buffers samples by units, the other natural
+    layout, for comparison. Returns ``floor(address, X, encoder, decoder,
+    batch_size, step)``; a last, shorter batch of ``X`` is left out.
     """
     import numba
+    import numpy as np
 
     from sksatae._blas import gemm
-    from sksatae._kernels import _descend, _sample_product, _unit_product, _unit_view
 
-    by_unit = layout == "units"
     if layout not in ("units", "samples"):
         raise ValueError(f"layout must be 'units' or 'samples', got {layout!r}")
+    by_unit = layout == "units"
 
     @numba.njit(nogil=True)
-    def gemm_floor(address, X, encoder, decoder, batch_size, codes, residual, grad, step):
-        n_samples, n_components = X.shape[0], encoder.shape[0]
-        size = min(batch_size, n_samples)
-        rb = residual[:size]
-        # Views made once per batch size, as in the kernel.
-        zb, gb = _unit_view(codes, n_components, size), _unit_view(grad, n_components, size)
-        zs = codes[:size * n_components].reshape((size, n_components))
-        gs = grad[:size * n_components].reshape((size, n_components))
-        for start in range(0, n_samples, batch_size):
-            if n_samples - start < size:
-                size = n_samples - start
-                rb = residual[:size]
-                zb, gb = _unit_view(codes, n_components, size), _unit_view(grad, n_components, size)
-                zs = codes[:size * n_components].reshape((size, n_components))
-                gs = grad[:size * n_components].reshape((size, n_components))
-            xb = X[start:start + size]
-            if by_unit:
-                _unit_product(address, xb, encoder, 0.0, zb)  # Z = We Xb^T
-                _sample_product(address, zb, decoder, rb)  # Xr = H^T Wd
-                _unit_product(address, rb, decoder, 0.0, gb)  # dH = Wd R^T
-                _descend(address, step, zb, rb, decoder)  # Wd -= step H R
-                _descend(address, step, gb, xb, encoder)  # We -= step dZ Xb
+    def gemm_floor(address, X, encoder, decoder, batch_size, step):
+        n_samples, n_features = X.shape
+        n_components, dtype = encoder.shape[0], encoder.dtype
+        rb = np.empty((batch_size, n_features), dtype)
+        if by_unit and batch_size > 1:
+            units = (n_components, batch_size)
+        else:
+            units = (batch_size, n_components)
+        zb, gb = np.empty(units, dtype), np.empty(units, dtype)
+        for start in range(0, n_samples - batch_size + 1, batch_size):
+            xb = X[start:start + batch_size]
+            if by_unit:  # as in the kernel
+                one = batch_size == 1
+                rows, weights = (xb, encoder) if one else (encoder, xb)
+                gemm(address, 1.0, rows, False, weights, True, 0.0, zb)  # Z = We Xb^T
+                gemm(address, 1.0, zb, not one, decoder, False, 0.0, rb)  # Xr = H^T Wd
+                rows, weights = (rb, decoder) if one else (decoder, rb)
+                gemm(address, 1.0, rows, False, weights, True, 0.0, gb)  # dH = Wd R^T
+                gemm(address, -step, zb, one, rb, False, 1.0, decoder)  # Wd -= step H R
+                gemm(address, -step, gb, one, xb, False, 1.0, encoder)  # We -= step dZ Xb
             else:
-                gemm(address, 1.0, xb, False, encoder, True, 0.0, zs)  # Z = Xb We^T
-                gemm(address, 1.0, zs, False, decoder, False, 0.0, rb)  # Xr = H Wd
-                gemm(address, 1.0, rb, False, decoder, True, 0.0, gs)  # dH = R Wd^T
-                gemm(address, -step, zs, True, rb, False, 1.0, decoder)  # Wd -= step H^T R
-                gemm(address, -step, gs, True, xb, False, 1.0, encoder)  # We -= step dZ^T Xb
+                gemm(address, 1.0, xb, False, encoder, True, 0.0, zb)  # Z = Xb We^T
+                gemm(address, 1.0, zb, False, decoder, False, 0.0, rb)  # Xr = H Wd
+                gemm(address, 1.0, rb, False, decoder, True, 0.0, gb)  # dH = R Wd^T
+                gemm(address, -step, zb, True, rb, False, 1.0, decoder)  # Wd -= step H^T R
+                gemm(address, -step, gb, True, xb, False, 1.0, encoder)  # We -= step dZ^T Xb
 
     return gemm_floor

@@ -100,10 +100,8 @@ def compare_layouts():
                     for layout, floor in floors.items():
                         encoder = (0.1 * rng.standard_normal((h, d))).astype(dtype)
                         decoder = encoder.copy()
-                        buffers = (np.empty(batch * h, dtype), np.empty((batch, d), dtype),
-                                   np.empty(batch * h, dtype))
                         times[layout] = best_cpu_time(
-                            lambda: floor(address, data, encoder, decoder, batch, *buffers, 1e-7),
+                            lambda: floor(address, data, encoder, decoder, batch, 1e-7),
                             repeats=7, target=0.2)
                     cells.append(f"{times['units'] / times['samples']:.2f}")
                 rows.append(cells)

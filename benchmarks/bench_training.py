@@ -105,6 +105,8 @@ class GemmFloor:
         self.step = 1e-7
         self.encoder = (0.1 * rng.standard_normal((n_components, n_features))).astype(dtype)
         self.decoder = self.encoder.copy()
+        # For the same from Python (GemmFloorPython): per-unit buffers flat,
+        # used units by samples.
         self.buffers = [np.empty(batch_size * n_components, dtype),
                         np.empty((batch_size, n_features), dtype),
                         np.empty(batch_size * n_components, dtype)]
@@ -117,7 +119,7 @@ class GemmFloor:
 
     def run(self):
         GemmFloor._compiled(self.address, self.data, self.encoder, self.decoder,
-                            self.batch_size, *self.buffers, self.step)
+                            self.batch_size, self.step)
 
 
 class GemmFloorPython:

@@ -208,17 +208,6 @@ def _tabulated_response(code, lower, step, smoothing, table, flat, z):
     return f, df, plus, 0.0
 
 
-@jit
-def respond(activation, z, out):
-    """``out[:, i] = unit_response(activation, z[i])`` for a 1-D array ``z``."""
-    for i in range(z.shape[0]):
-        f, df, fc, dfc = unit_response(activation, z[i])
-        out[0, i] = f
-        out[1, i] = df
-        out[2, i] = fc
-        out[3, i] = dfc
-
-
 @jit(fastmath={"reassoc", "arcp"})
 def _normalize_rows(weights):
     # Runs after every update at batch sizes >= 10. Summing in the weights' own
@@ -236,12 +225,91 @@ def _normalize_rows(weights):
                 row[j] *= scale
 
 
+# Per-unit minibatch buffers (z, f(z), their gradients) are laid out units by
+# samples, (n_components, size): with OpenBLAS the five products of a step
+# then take 0.69 to 0.98 of the time they take with samples by units at
+# batches of 16 (both dtypes, all three benchmark shapes), and the same within
+# the noise at 128 and 1024 (``python benchmarks/bench_gemm.py --layouts``).
+# One sample's buffer is a row, (1, n_components), for which the row forms of
+# the calls are the faster ones.
+# The elementwise loops are small functions of their own: inline in the
+# epoch's loop, the compiler vectorised some of them across rows, with
+# gathers (16% of a float32 epoch at 144 features, batch 128).
+
+
 @jit
-def _gather(X, rows, shift, out):
-    """``out[i] = X[rows[i]] - shift``. A ufunc per row: written as a loop over
-    elements, the compiler vectorised it across rows, with gathers."""
+def _load_batch(X, rows, shift, encoder_bias, out, pre, measure_squares, square_sum):
+    """``out[i] = X[rows[i]] - shift``; every unit's entries of ``pre`` set to
+    its bias, which the encoder's product then adds to (``beta = 1``); and,
+    if ``measure_squares``, the per-feature sums of the squares of ``out``
+    added to ``square_sum`` (float64: a float32 square underflows)."""
     for i in range(rows.shape[0]):
-        np.subtract(X[rows[i]], shift, out[i])
+        source, target = X[rows[i]], out[i]
+        for j in range(target.shape[0]):
+            target[j] = source[j] - shift[j]
+    # Loops, not array assignments, for which numba compiles an error message
+    # (1.8 s of a cold first fit).
+    if rows.shape[0] == 1:
+        for k in range(encoder_bias.shape[0]):
+            pre[0, k] = encoder_bias[k]
+    else:
+        for k in range(encoder_bias.shape[0]):
+            row, value = pre[k], encoder_bias[k]
+            for i in range(row.shape[0]):
+                row[i] = value
+    if measure_squares:
+        # A loop of its own: inside the copy it kept that loop from vectorising.
+        for i in range(out.shape[0]):
+            for j in range(out.shape[1]):
+                value = np.float64(out[i, j])
+                square_sum[j] += value * value
+
+
+@jit
+def _respond_all(activation, alpha, pre, codes, penalty, penalty_grad):
+    """Unit responses, elementwise, the bias already in ``pre``: ``pre``
+    becomes f'(z), ``codes`` f(z), ``penalty`` f_c(z) and ``penalty_grad``
+    alpha f_c'(z). The penalties are summed apart (``_float64_sum``): a sum in
+    this loop kept it from vectorising. One loop over all entries (C order):
+    rows are as short as the minibatch."""
+    z, f_out, fc_out, dfc_out = pre.flat, codes.flat, penalty.flat, penalty_grad.flat
+    for index in range(pre.size):
+        f, df, fc, dfc = unit_response(activation, z[index])
+        f_out[index] = f
+        z[index] = df
+        fc_out[index] = fc
+        dfc_out[index] = alpha * dfc
+
+
+@jit(fastmath={"reassoc"})
+def _float64_sum(values):
+    """Sum in float64, in any order so that the loop vectorises."""
+    total, flat = 0.0, values.flat
+    for index in range(values.size):
+        total += np.float64(flat[index])
+    return total
+
+
+@jit(fastmath={"reassoc"})
+def _hidden_gradient(grad, slope, penalty_grad, one_sample, unit_grad):
+    """``grad = grad * slope + penalty_grad``, elementwise, and each unit's sum
+    over the samples into ``unit_grad``, summed in any order so that it
+    vectorises (in turn, each addition waits on the one before)."""
+    if one_sample:
+        g_row, slope_row, penalty_row = grad[0], slope[0], penalty_grad[0]
+        for k in range(g_row.shape[0]):
+            g = g_row[k] * slope_row[k] + penalty_row[k]
+            g_row[k] = g
+            unit_grad[k] = g
+        return
+    for k in range(grad.shape[0]):
+        g_row, slope_row, penalty_row = grad[k], slope[k], penalty_grad[k]
+        total = grad.dtype.type(0.0)
+        for i in range(g_row.shape[0]):
+            g = g_row[i] * slope_row[i] + penalty_row[i]
+            g_row[i] = g
+            total += g
+        unit_grad[k] = total
 
 
 @jit
@@ -257,114 +325,6 @@ def _residual(reconstruction, decoder_bias, rows, square_sum, residual_sum):
             square_sum[j] += r * r
             residual_sum[j] += r
     return square_sum.sum()
-
-
-@jit
-def _add_squares(rows, out):
-    # A loop of its own: inside the gather it kept that loop from vectorising.
-    for i in range(rows.shape[0]):
-        for j in range(rows.shape[1]):
-            value = np.float64(rows[i, j])  # float64: a float32 square underflows
-            out[j] += value * value
-
-
-# Per-unit minibatch buffers (z, f(z), their gradients) are laid out units by
-# samples, (n_components, size): with OpenBLAS the five products of a step
-# then take 0.69 to 0.98 of the time they take with samples by units at
-# batches of 16 (both dtypes, all three benchmark shapes), and the same within
-# the noise at 128 and 1024 (``python benchmarks/bench_gemm.py --layouts``).
-# One sample's buffer is a row, (1, n_components), for which the row forms of
-# the calls are the faster ones; ``rows`` (samples by features) tells which.
-
-
-@jit
-def _unit_view(buffer, n_components, size):
-    """The prefix of a flat buffer as the 2-D layout above."""
-    if size == 1:
-        return buffer[:n_components].reshape((1, n_components))
-    return buffer[:n_components * size].reshape((n_components, size))
-
-
-@jit
-def _unit_product(address, rows, weights, beta, units):
-    """``units = weights @ rows.T + beta * units``, one sample per row of ``rows``."""
-    if rows.shape[0] == 1:
-        gemm(address, 1.0, rows, False, weights, True, beta, units)
-    else:
-        gemm(address, 1.0, weights, False, rows, True, beta, units)
-
-
-@jit
-def _sample_product(address, units, weights, rows):
-    """``rows = units.T @ weights``: samples by features."""
-    gemm(address, 1.0, units, rows.shape[0] != 1, weights, False, 0.0, rows)
-
-
-@jit
-def _descend(address, step, units, rows, weights):
-    """``weights -= step * units @ rows``, in place."""
-    gemm(address, -step, units, rows.shape[0] == 1, rows, False, 1.0, weights)
-
-
-@jit
-def _fill_unit_rows(values, size, out):
-    """``out`` (flat, units by samples) ``= values`` repeated over the samples:
-    the bias a product then adds to (``beta = 1``)."""
-    if size == 1:
-        out[:values.shape[0]] = values
-        return
-    for k in range(values.shape[0]):
-        row = out[k * size:(k + 1) * size]
-        value = values[k]
-        for i in range(size):
-            row[i] = value
-
-
-@jit
-def _respond_all(activation, alpha, pre, codes, penalty, penalty_grad):
-    """Unit responses over flat buffers: ``pre`` becomes f'(z), ``codes`` f(z),
-    ``penalty`` f_c(z) and ``penalty_grad`` alpha f_c'(z).
-
-    One flat loop, the bias already in ``pre``.
-    """
-    for index in range(pre.shape[0]):
-        f, df, fc, dfc = unit_response(activation, pre[index])
-        codes[index] = f
-        pre[index] = df
-        penalty[index] = fc
-        penalty_grad[index] = alpha * dfc
-
-
-@jit(fastmath={"reassoc"})
-def _float64_sum(values):
-    """Sum in float64, in any order so that the loop vectorises."""
-    total = 0.0
-    for index in range(values.shape[0]):
-        total += np.float64(values[index])
-    return total
-
-
-@jit(fastmath={"reassoc"})
-def _hidden_gradient(grad, slope, penalty_grad, size, unit_grad):
-    """``grad = grad * slope + penalty_grad`` over flat units-by-samples
-    buffers, and each unit's sum over its ``size`` samples into ``unit_grad``,
-    summed in any order so that it vectorises."""
-    if size == 1:
-        for k in range(unit_grad.shape[0]):
-            g = grad[k] * slope[k] + penalty_grad[k]
-            grad[k] = g
-            unit_grad[k] = g
-        return
-    for k in range(unit_grad.shape[0]):
-        start = k * size
-        g_row, slope_row = grad[start:start + size], slope[start:start + size]
-        penalty_row = penalty_grad[start:start + size]
-        total = grad.dtype.type(0.0)
-        for i in range(size):
-            g = g_row[i] * slope_row[i] + penalty_row[i]
-            g_row[i] = g
-            total += g
-        unit_grad[k] = total
 
 
 @jit
@@ -390,43 +350,40 @@ def sgd_epoch(
     n_samples, n_features = X.shape
     n_components = encoder.shape[0]
     dtype = encoder.dtype
-    batch_size = min(batch_size, n_samples)
-    batch = np.empty((batch_size, n_features), dtype)
-    residual = np.empty((batch_size, n_features), dtype)
-    pre = np.empty(n_components * batch_size, dtype)  # z, then f'(z)
-    codes = np.empty(n_components * batch_size, dtype)  # f(z)
-    penalty = np.empty(n_components * batch_size, dtype)  # f_c(z)
-    penalty_grad = np.empty(n_components * batch_size, dtype)  # alpha f_c'(z)
-    grad_hidden = np.empty(n_components * batch_size, dtype)  # dL/dh, then dL/dz
+    size = min(batch_size, n_samples)
+    batch = np.empty((size, n_features), dtype)
+    residual = np.empty((size, n_features), dtype)
     visible_sum = np.empty(n_features, dtype)
     hidden_sum = np.empty(n_components, dtype)
     visible_loss = np.empty(n_features, np.float64)
     data_square = np.zeros(n_features, np.float64)
     loss_sum = 0.0
     n_visited = 0
-    # Views for a full batch; a last, shorter batch gets its own.
-    size = batch_size
-    n_hidden = n_components * size
     xb, rb = batch[:size], residual[:size]
-    zb, hb, gb = _unit_view(pre, n_components, size), _unit_view(codes, n_components, size), \
-        _unit_view(grad_hidden, n_components, size)
-    for start in range(0, n_samples, batch_size):
-        if n_samples - start < batch_size:
+    # Per-unit buffers for a full batch; a last, shorter one gets its own.
+    units = (1, n_components) if size == 1 else (n_components, size)
+    pre = np.empty(units, dtype)  # z, then f'(z)
+    codes = np.empty(units, dtype)  # f(z)
+    penalty = np.empty(units, dtype)  # f_c(z)
+    penalty_grad = np.empty(units, dtype)  # alpha f_c'(z)
+    grad_hidden = np.empty(units, dtype)  # dL/dh, then dL/dz
+    for start in range(0, n_samples, size):
+        if n_samples - start < size:
             size = n_samples - start
-            n_hidden = n_components * size
             xb, rb = batch[:size], residual[:size]
-            zb, hb = _unit_view(pre, n_components, size), _unit_view(codes, n_components, size)
-            gb = _unit_view(grad_hidden, n_components, size)
-        _gather(X, order[start:start + size], shift, xb)
-        if measure_squares:
-            _add_squares(xb, data_square)
+            units = (1, n_components) if size == 1 else (n_components, size)
+            pre, codes, penalty = np.empty(units, dtype), np.empty(units, dtype), \
+                np.empty(units, dtype)
+            penalty_grad, grad_hidden = np.empty(units, dtype), np.empty(units, dtype)
+        one = size == 1  # the per-unit buffers are rows: the row forms of the products
+        _load_batch(X, order[start:start + size], shift, encoder_bias, xb, pre,
+                    measure_squares, data_square)
+        rows, weights = (xb, encoder) if one else (encoder, xb)
+        gemm(blas_gemm, 1.0, rows, False, weights, True, 1.0, pre)  # z = W^e x + b^e
+        _respond_all(activation, alpha, pre, codes, penalty, penalty_grad)
+        batch_loss = alpha * _float64_sum(penalty)
 
-        _fill_unit_rows(encoder_bias, size, pre)
-        _unit_product(blas_gemm, xb, encoder, 1.0, zb)
-        _respond_all(activation, alpha, pre[:n_hidden], codes, penalty, penalty_grad)
-        batch_loss = alpha * _float64_sum(penalty[:n_hidden])
-
-        _sample_product(blas_gemm, hb, decoder, rb)
+        gemm(blas_gemm, 1.0, codes, not one, decoder, False, 0.0, rb)  # W^d h
         batch_loss += 0.5 * _residual(rb, decoder_bias, xb, visible_loss, visible_sum)
         if not np.isfinite(batch_loss):
             return loss_sum + batch_loss, data_square.sum(), n_visited + size, update_count, False
@@ -434,13 +391,14 @@ def sgd_epoch(
         n_visited += size
 
         step = learning_rate / size
-        _unit_product(blas_gemm, rb, decoder, 0.0, gb)
-        _descend(blas_gemm, step, hb, rb, decoder)
+        rows, weights = (rb, decoder) if one else (decoder, rb)
+        gemm(blas_gemm, 1.0, rows, False, weights, True, 0.0, grad_hidden)  # dL/dh
+        gemm(blas_gemm, -step, codes, one, rb, False, 1.0, decoder)
         for j in range(n_features):
             decoder_bias[j] -= step * visible_sum[j]
 
-        _hidden_gradient(grad_hidden[:n_hidden], pre, penalty_grad, size, hidden_sum)
-        _descend(blas_gemm, step, gb, xb, encoder)
+        _hidden_gradient(grad_hidden, pre, penalty_grad, one, hidden_sum)
+        gemm(blas_gemm, -step, grad_hidden, one, xb, False, 1.0, encoder)
         for k in range(n_components):
             encoder_bias[k] -= step * hidden_sum[k]
 

@@ -87,11 +87,14 @@ class Activation:
         raise NotImplementedError
 
     def _respond(self, z):
-        from ._kernels import respond
+        # Through the training kernel's own loop (float64), which a fit
+        # compiles anyway: a loop of their own would cost a compilation more.
+        from ._kernels import _respond_all
 
         z = np.asarray(z, dtype=np.float64)
-        out = np.empty((4, z.size))
-        respond(self.kernel_spec(), z.ravel(), out)
+        out = np.empty((4, 1, z.size))
+        out[1, 0] = z.ravel()
+        _respond_all(self.kernel_spec(), 1.0, out[1], out[0], out[2], out[3])
         return out.reshape((4,) + z.shape)
 
     def function(self, z):
