@@ -269,7 +269,7 @@ def _load_batch(X, rows, shift, encoder_bias, out, pre, measure_squares, square_
 def _respond_all(activation, alpha, pre, codes, penalty, penalty_grad):
     """Unit responses, elementwise, the bias already in ``pre``: ``pre``
     becomes f'(z), ``codes`` f(z), ``penalty`` f_c(z) and ``penalty_grad``
-    alpha f_c'(z). The penalties are summed apart (``_float64_sum``): a sum in
+    alpha f_c'(z). The penalties are summed apart (``_residual``): a sum in
     this loop kept it from vectorising. One loop over all entries (C order):
     rows are as short as the minibatch."""
     z, f_out, fc_out, dfc_out = pre.flat, codes.flat, penalty.flat, penalty_grad.flat
@@ -279,15 +279,6 @@ def _respond_all(activation, alpha, pre, codes, penalty, penalty_grad):
         z[index] = df
         fc_out[index] = fc
         dfc_out[index] = alpha * dfc
-
-
-@jit(fastmath={"reassoc"})
-def _float64_sum(values):
-    """Sum in float64, in any order so that the loop vectorises."""
-    total, flat = 0.0, values.flat
-    for index in range(values.size):
-        total += np.float64(flat[index])
-    return total
 
 
 @jit(fastmath={"reassoc"})
@@ -312,10 +303,13 @@ def _hidden_gradient(grad, slope, penalty_grad, one_sample, unit_grad):
         unit_grad[k] = total
 
 
-@jit
-def _residual(reconstruction, decoder_bias, rows, square_sum, residual_sum):
+@jit(fastmath={"reassoc"})
+def _residual(reconstruction, decoder_bias, rows, penalty, square_sum, residual_sum):
     """``reconstruction += decoder_bias - rows`` in place: the residual, whose
-    per-feature sums go to ``residual_sum``; returns its summed squares."""
+    per-feature sums go to ``residual_sum``. Returns, in float64, the summed
+    squares of the residual and the sum of ``penalty`` (f_c(z), which the
+    loop that computes it cannot sum without losing its vectorisation). Sums
+    run in any order so that they vectorise."""
     square_sum[:] = 0.0
     residual_sum[:] = 0.0
     for i in range(rows.shape[0]):
@@ -324,7 +318,10 @@ def _residual(reconstruction, decoder_bias, rows, square_sum, residual_sum):
             reconstruction[i, j] = r
             square_sum[j] += r * r
             residual_sum[j] += r
-    return square_sum.sum()
+    penalty_sum, flat = 0.0, penalty.flat
+    for index in range(penalty.size):
+        penalty_sum += np.float64(flat[index])
+    return square_sum.sum(), penalty_sum
 
 
 @jit
@@ -381,10 +378,11 @@ def sgd_epoch(
         rows, weights = (xb, encoder) if one else (encoder, xb)
         gemm(blas_gemm, 1.0, rows, False, weights, True, 1.0, pre)  # z = W^e x + b^e
         _respond_all(activation, alpha, pre, codes, penalty, penalty_grad)
-        batch_loss = alpha * _float64_sum(penalty)
 
         gemm(blas_gemm, 1.0, codes, not one, decoder, False, 0.0, rb)  # W^d h
-        batch_loss += 0.5 * _residual(rb, decoder_bias, xb, visible_loss, visible_sum)
+        square_sum, penalty_sum = _residual(rb, decoder_bias, xb, penalty, visible_loss,
+                                            visible_sum)
+        batch_loss = 0.5 * square_sum + alpha * penalty_sum
         if not np.isfinite(batch_loss):
             return loss_sum + batch_loss, data_square.sum(), n_visited + size, update_count, False
         loss_sum += batch_loss
