@@ -371,8 +371,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """
         continuing = self.warm_start and hasattr(self, "components_")
         X = self._validated(X, reset=not continuing)
-        _finite_absolute_sum(X, type(self).__name__)
-        shift = X.mean(axis=0, dtype=np.float64)
+        shift = _finite_mean(X, type(self).__name__)
         learning_rate = self._resolve_learning_rate(X, shift, _checked_squared_norms(X, shift))
         start = self.alpha_path_[-1] if continuing else None
         stages = _alpha_schedule(start, self.alpha, self.alpha_step)
@@ -403,8 +402,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         first_pass = not hasattr(self, "components_")
         X = self._validated(X, reset=first_pass)
         if first_pass:  # later calls: a NaN or inf in X shows as a loss that is not finite
-            _finite_absolute_sum(X, type(self).__name__)
-            shift = X.mean(axis=0, dtype=np.float64)
+            shift = _finite_mean(X, type(self).__name__)
             learning_rate = self._resolve_learning_rate(X, shift, _checked_squared_norms(X, shift))
             rng = check_random_state(self.random_state)
         else:
@@ -801,6 +799,16 @@ def _finite(array):
     with np.errstate(over="ignore", invalid="ignore"):
         total = np.sum(array)
     return bool(np.isfinite(total) or np.isfinite(array).all())
+
+
+def _finite_mean(X, estimator_name):
+    """The mean of ``X``'s rows, in float64, after checking that ``X`` holds no
+    NaN or inf: either makes the mean not finite (as does a sum beyond
+    float64's range, which ``assert_all_finite`` then lets through)."""
+    shift = X.mean(axis=0, dtype=np.float64)
+    if not np.isfinite(shift).all():
+        assert_all_finite(X, estimator_name=estimator_name, input_name="X")
+    return shift
 
 
 def _finite_absolute_sum(X, estimator_name):
