@@ -357,6 +357,9 @@ def sgd_epoch(
     loss_sum = 0.0
     n_visited = 0
     xb, rb = batch[:size], residual[:size]
+    # Transposition flags as runtime values: numba compiles a function once per
+    # combination of literal arguments, which made gemm compile twice.
+    no, yes = n_samples < 0, n_samples >= 0
     # Per-unit buffers for a full batch; a last, shorter one gets its own.
     units = (1, n_components) if size == 1 else (n_components, size)
     pre = np.empty(units, dtype)  # z, then f'(z)
@@ -376,10 +379,10 @@ def sgd_epoch(
         _load_batch(X, order[start:start + size], shift, encoder_bias, xb, pre,
                     measure_squares, data_square)
         rows, weights = (xb, encoder) if one else (encoder, xb)
-        gemm(blas_gemm, 1.0, rows, False, weights, True, 1.0, pre)  # z = W^e x + b^e
+        gemm(blas_gemm, 1.0, rows, no, weights, yes, 1.0, pre)  # z = W^e x + b^e
         _respond_all(activation, alpha, pre, codes, penalty, penalty_grad)
 
-        gemm(blas_gemm, 1.0, codes, not one, decoder, False, 0.0, rb)  # W^d h
+        gemm(blas_gemm, 1.0, codes, not one, decoder, no, 0.0, rb)  # W^d h
         square_sum, penalty_sum = _residual(rb, decoder_bias, xb, penalty, visible_loss,
                                             visible_sum)
         batch_loss = 0.5 * square_sum + alpha * penalty_sum
@@ -390,13 +393,13 @@ def sgd_epoch(
 
         step = learning_rate / size
         rows, weights = (rb, decoder) if one else (decoder, rb)
-        gemm(blas_gemm, 1.0, rows, False, weights, True, 0.0, grad_hidden)  # dL/dh
-        gemm(blas_gemm, -step, codes, one, rb, False, 1.0, decoder)
+        gemm(blas_gemm, 1.0, rows, no, weights, yes, 0.0, grad_hidden)  # dL/dh
+        gemm(blas_gemm, -step, codes, one, rb, no, 1.0, decoder)
         for j in range(n_features):
             decoder_bias[j] -= step * visible_sum[j]
 
         _hidden_gradient(grad_hidden, pre, penalty_grad, one, hidden_sum)
-        gemm(blas_gemm, -step, grad_hidden, one, xb, False, 1.0, encoder)
+        gemm(blas_gemm, -step, grad_hidden, one, xb, no, 1.0, encoder)
         for k in range(n_components):
             encoder_bias[k] -= step * hidden_sum[k]
 
