@@ -105,8 +105,9 @@ def _hermite(z, a, value_a, slope_a, b, value_b, slope_b):
 
 
 @jit
-def _variation_outside(table, lower, step, smoothing, column, z):
-    """Eq. 3's M+ (``column == M_PLUS``) or M- at ``z`` beyond the table, and its slope.
+def _variations_outside(table, lower, step, smoothing, z):
+    """Eq. 3's M+ and M- at ``z`` beyond the table, and their slopes:
+    ``(M+, M+', M-, M-')``.
 
     There f continues with its end slope, so ``|f'|`` is constant: M+ (right)
     and M- (left) equal it, and the other one relaxes towards it
@@ -114,14 +115,14 @@ def _variation_outside(table, lower, step, smoothing, column, z):
     """
     n = table.shape[0]
     upper = lower + (n - 1) * step
-    end = n - 1 if z > upper else 0
+    right = z > upper
+    end = n - 1 if right else 0
     tail = abs(table[end, F_SLOPE])
-    if (column == M_PLUS) == (z > upper):
-        return tail, 0.0
-    edge = table[end, column]
-    decay = np.exp(-abs(z - (upper if z > upper else lower)) / smoothing)
-    value = tail + (edge - tail) * decay
-    return value, (tail - value) / smoothing if z > upper else (value - tail) / smoothing
+    edge = table[end, M_MINUS if right else M_PLUS]
+    value = tail + (edge - tail) * np.exp(-abs(z - (upper if right else lower)) / smoothing)
+    if right:
+        return tail, 0.0, value, (tail - value) / smoothing
+    return value, (value - tail) / smoothing, tail, 0.0
 
 
 @jit
@@ -199,8 +200,7 @@ def _tabulated_response(code, lower, step, smoothing, table, flat, z):
         slope = (d0 * (table[i, M_MINUS] - table[i + 1, M_MINUS]) + d1 * table[i, M_MINUS_SLOPE]
                  + d3 * table[i + 1, M_MINUS_SLOPE])
         return f, df, minus, slope
-    plus, plus_slope = _variation_outside(table, lower, step, smoothing, M_PLUS, z)
-    minus, minus_slope = _variation_outside(table, lower, step, smoothing, M_MINUS, z)
+    plus, plus_slope, minus, minus_slope = _variations_outside(table, lower, step, smoothing, z)
     if plus < minus:
         return f, df, plus, plus_slope
     if minus < plus:
@@ -310,8 +310,9 @@ def _residual(reconstruction, decoder_bias, rows, penalty, square_sum, residual_
     squares of the residual and the sum of ``penalty`` (f_c(z), which the
     loop that computes it cannot sum without losing its vectorisation). Sums
     run in any order so that they vectorise."""
-    square_sum[:] = 0.0
-    residual_sum[:] = 0.0
+    for j in range(rows.shape[1]):
+        square_sum[j] = 0.0
+        residual_sum[j] = 0.0
     for i in range(rows.shape[0]):
         for j in range(rows.shape[1]):
             r = reconstruction[i, j] + decoder_bias[j] - rows[i, j]
@@ -321,7 +322,10 @@ def _residual(reconstruction, decoder_bias, rows, penalty, square_sum, residual_
     penalty_sum, flat = 0.0, penalty.flat
     for index in range(penalty.size):
         penalty_sum += np.float64(flat[index])
-    return square_sum.sum(), penalty_sum
+    total = 0.0
+    for j in range(square_sum.shape[0]):
+        total += square_sum[j]
+    return total, penalty_sum
 
 
 @jit
@@ -353,12 +357,18 @@ def sgd_epoch(
     visible_sum = np.empty(n_features, dtype)
     hidden_sum = np.empty(n_components, dtype)
     visible_loss = np.empty(n_features, np.float64)
-    data_square = np.zeros(n_features, np.float64)
+    data_square = np.empty(n_features, np.float64)
+    # Fills and sums are loops: np.zeros and .sum() compile numba's generic
+    # versions, 0.1 to 0.2 s of a cold first fit for each call site.
+    for j in range(n_features):
+        data_square[j] = 0.0
     loss_sum = 0.0
     n_visited = 0
+    finite = True
     xb, rb = batch[:size], residual[:size]
     # Transposition flags as runtime values: numba compiles a function once per
-    # combination of literal arguments, which made gemm compile twice.
+    # combination of literal arguments, which made gemm compile once per call's
+    # flags (0.15 to 0.3 s each), here and in encode and energy.
     no, yes = n_samples < 0, n_samples >= 0
     # Per-unit buffers for a full batch; a last, shorter one gets its own.
     units = (1, n_components) if size == 1 else (n_components, size)
@@ -386,10 +396,11 @@ def sgd_epoch(
         square_sum, penalty_sum = _residual(rb, decoder_bias, xb, penalty, visible_loss,
                                             visible_sum)
         batch_loss = 0.5 * square_sum + alpha * penalty_sum
-        if not np.isfinite(batch_loss):
-            return loss_sum + batch_loss, data_square.sum(), n_visited + size, update_count, False
         loss_sum += batch_loss
         n_visited += size
+        if not np.isfinite(batch_loss):
+            finite = False
+            break
 
         step = learning_rate / size
         rows, weights = (rb, decoder) if one else (decoder, rb)
@@ -406,7 +417,10 @@ def sgd_epoch(
         update_count += 1
         if normalize_every > 0 and update_count % normalize_every == 0:
             _normalize_rows(decoder)
-    return loss_sum, data_square.sum(), n_visited, update_count, True
+    data_total = 0.0
+    for j in range(n_features):
+        data_total += data_square[j]
+    return loss_sum, data_total, n_visited, update_count, finite
 
 
 @jit(fastmath={"reassoc"})
@@ -424,7 +438,8 @@ def absolute_sum(X):
 @jit
 def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
     """``out = F(X @ encoder.T + encoder_bias)``, written in place."""
-    gemm(blas_gemm, 1.0, X, False, encoder, True, 0.0, out)
+    no, yes = X.shape[0] < 0, X.shape[0] >= 0  # runtime flags: see sgd_epoch
+    gemm(blas_gemm, 1.0, X, no, encoder, yes, 0.0, out)
     for i in range(out.shape[0]):
         for k in range(out.shape[1]):
             out[i, k] = unit_response(activation, out[i, k] + encoder_bias[k])[0]
@@ -435,6 +450,7 @@ def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, activatio
     """``out[i] = 1/2 ||X[i] - G(X[i])||^2``, in blocks of rows to bound memory."""
     n_samples, n_features = X.shape
     block = min(n_samples, 512)
+    no = n_samples < 0  # a runtime flag: see sgd_epoch
     dtype = encoder.dtype
     hidden = np.empty((block, encoder.shape[0]), dtype)
     recon = np.empty((block, n_features), dtype)
@@ -442,7 +458,7 @@ def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, activatio
         size = min(block, n_samples - start)
         xb, hb, rb = X[start:start + size], hidden[:size], recon[:size]
         encode(blas_gemm, xb, encoder, encoder_bias, activation, hb)
-        gemm(blas_gemm, 1.0, hb, False, decoder, False, 0.0, rb)
+        gemm(blas_gemm, 1.0, hb, no, decoder, no, 0.0, rb)
         for i in range(size):
             total = 0.0  # float64 whatever the dtype: float32 squares overflow at 1.8e19
             for j in range(n_features):
