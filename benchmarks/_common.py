@@ -120,6 +120,22 @@ def markdown_table(header, rows):
     return "\n".join(lines)
 
 
+def mkl_gemm_addresses():
+    """Addresses of MKL's Fortran ``sgemm``/``dgemm`` (32-bit integers), or None."""
+    import ctypes
+    import glob
+
+    import numpy as np
+
+    candidates = sorted(glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*")))
+    if not candidates:
+        return None
+    library = ctypes.CDLL(candidates[0])
+    library.MKL_Set_Num_Threads(1)
+    return {np.dtype(np.float32): ctypes.cast(library.sgemm, ctypes.c_void_p).value,
+            np.dtype(np.float64): ctypes.cast(library.dgemm, ctypes.c_void_p).value}
+
+
 def compiled_gemm_floor(layout="units"):
     """A compiled loop of the five GEMMs of one SGD step per minibatch, and nothing else.
 

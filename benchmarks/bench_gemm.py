@@ -31,7 +31,8 @@ scrub_blas_environment()
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-from _common import environment_report, markdown_table, print_environment  # noqa: E402
+from _common import (  # noqa: E402
+    environment_report, markdown_table, mkl_gemm_addresses, print_environment)
 
 SHAPES = ((144, 100), (784, 300), (3072, 300))
 BATCHES = (16, 128)
@@ -55,24 +56,6 @@ def best_cpu_time(function, repeats=5, target=0.1):
             function()
         best = min(best, (time.process_time() - start) / per_run)
     return best
-
-
-def mkl_gemm_addresses():
-    """Addresses of MKL's Fortran ``sgemm``/``dgemm`` (32-bit integers), or None."""
-    import ctypes
-    import glob
-    import os
-    import sys
-
-    import numpy as np
-
-    candidates = sorted(glob.glob(os.path.join(sys.prefix, "lib", "libmkl_rt.so*")))
-    if not candidates:
-        return None
-    library = ctypes.CDLL(candidates[0])
-    library.MKL_Set_Num_Threads(1)
-    return {np.dtype(np.float32): ctypes.cast(library.sgemm, ctypes.c_void_p).value,
-            np.dtype(np.float64): ctypes.cast(library.dgemm, ctypes.c_void_p).value}
 
 
 def compare_layouts():

@@ -295,6 +295,26 @@ class MLP:
 # ----------------------------------------------------------------- driver
 
 
+def use_mkl_for_ours():
+    """Point the estimator's kernels and the floor at MKL's ``?gemm`` (``--blas mkl``).
+
+    The kernels take the routine's address as an argument; the estimator looks
+    it up with ``gemm_address``, which is replaced here. For comparisons on
+    one library only: the estimator itself always uses SciPy's BLAS.
+    """
+    global gemm_address
+    import sksatae._autoencoder
+
+    addresses = _common.mkl_gemm_addresses()
+    if addresses is None:
+        raise SystemExit("--blas mkl: no libmkl_rt in this environment (pip install mkl)")
+
+    def mkl_address(dtype):
+        return addresses[np.dtype(dtype)]
+
+    sksatae._autoencoder.gemm_address = gemm_address = mkl_address
+
+
 def torch_available():
     try:
         import torch  # noqa: F401
@@ -415,6 +435,10 @@ def main(argv=None):
                         default="auto", help="the estimator's n_threads: auto (default), "
                         "timed, or an integer, which lets BLAS use up to that many threads "
                         "whatever the size")
+    parser.add_argument("--blas", choices=["scipy", "mkl"], default="scipy",
+                        help="the ?gemm that ours and the floor call: SciPy's (what the "
+                        "estimator uses) or, to compare with PyTorch on its own library, MKL "
+                        "from the mkl package")
     parser.add_argument("--max-samples", type=int, default=200_000)
     parser.add_argument("--max-bytes", type=float, default=150e6)
     parser.add_argument("--json", help="write the raw results to this file")
@@ -424,11 +448,16 @@ def main(argv=None):
     shapes = ([tuple(int(v) for v in s.split(":")) for s in args.shapes]
               if args.shapes else SHAPES)
     has_torch = torch_available()
+    if args.blas == "mkl":
+        use_mkl_for_ours()
+        args.methods = [name for name in args.methods if name != "floor_py"]  # SciPy's BLAS
 
     environment = _common.environment_report(extra_modules=["torch", "threadpoolctl"])
     print("# sksatae training benchmark: one epoch\n")
     _common.print_environment(environment)
     print(f"- command: python benchmarks/bench_training.py {' '.join(sys.argv[1:])}")
+    if args.blas == "mkl":
+        print("- ours and the floor call MKL's ?gemm (--blas mkl), not SciPy's")
     print(f"- repeats {args.repeats}, about {args.target:g} s per run; clock: {args.clock} "
           "(auto: CPU time with 1 thread, wall time with more)\n", flush=True)
 
