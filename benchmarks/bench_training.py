@@ -23,6 +23,10 @@ scikit-learn model. Methods are measured in turn inside each repeat (ours,
 floor, torch, ..., ours, floor, torch, ...), so load on the machine hits them
 alike, and the best of the repeats is kept.
 
+``--blas mkl`` points ours and the floor at MKL's ``?gemm`` (the ``mkl``
+package) instead of SciPy's, so that ours and PyTorch run on one library:
+it tells the library's share of the ratios from the kernels'.
+
 Clocks: with one thread the process's CPU time is used (on a shared machine it
 excludes time spent waiting for a core, so it is the cost of the work); with
 more threads, wall-clock time. ``--clock`` overrides this.
