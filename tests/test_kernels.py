@@ -189,7 +189,9 @@ def test_epoch_reports_divergence_instead_of_continuing():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", KERNEL_ACTIVATIONS, ids=str)
 def test_encode_and_energy_match_numpy(dtype, activation):
-    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=1100, seed=5)
+    # More rows than one block of encode's products, and a last block cut short.
+    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(
+        dtype, n=_kernels.ENCODE_ROWS + 300, seed=5)
     code = spec(activation)
     codes = np.empty((len(X), encoder.shape[0]), dtype)
     _kernels.encode(gemm_address(dtype), X, encoder, encoder_bias, code, codes)
