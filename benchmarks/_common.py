@@ -139,10 +139,12 @@ def mkl_gemm_addresses():
 def compiled_gemm_floor(layout="units"):
     """A compiled loop of the five GEMMs of one SGD step per minibatch, and nothing else.
 
-    ``layout="units"`` makes the calls the estimator's kernel
-    (``sksatae._kernels.sgd_epoch``) makes: per-unit buffers units by samples
-    (one row for a single sample), the same BLAS routine through the same
-    entry point. That is the floor an epoch can approach. ``layout="samples"`` makes the same
+    ``layout="units"`` makes the products of the estimator's kernel
+    (``sksatae._kernels.sgd_epoch``) in its layout: per-unit buffers units by
+    samples (one row for a single sample), the same BLAS routine through the
+    same entry point. The kernel's first product also adds to the encoder's
+    preloaded bias (``beta = 1``); here it overwrites (``beta = 0``), as the
+    five products alone would. That is the floor an epoch can approach. ``layout="samples"`` makes the same
     products with the per-unit buffers samples by units, the other natural
     layout, for comparison. Returns ``floor(address, X, encoder, decoder,
     batch_size, step)``; a last, shorter batch of ``X`` is left out.
