@@ -514,12 +514,17 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     n_threads = threads.next_epoch(X.shape[0])
                     with threads.limit(n_threads):
                         started = time.perf_counter()
-                        loss_sum, square_sum, n_seen, update_count, finite = (
-                            _kernels.sgd_epoch(
-                                address, X, order, shift_x, encoder, encoder_bias, decoder,
-                                decoder_bias, kernel_activation, float(stage_alpha),
-                                float(learning_rate), batch_size, normalize_every,
-                                update_count, baseline is None))
+                        common = (X, order, shift_x, encoder, encoder_bias, decoder,
+                                  decoder_bias, kernel_activation, float(stage_alpha),
+                                  float(learning_rate))
+                        if batch_size == 1:
+                            outcome = _kernels.sgd_epoch_single_sample(
+                                *common, normalize_every, update_count, baseline is None)
+                        else:
+                            outcome = _kernels.sgd_epoch(
+                                address, *common, batch_size, normalize_every, update_count,
+                                baseline is None)
+                        loss_sum, square_sum, n_seen, update_count, finite = outcome
                         threads.record(n_threads, time.perf_counter() - started, n_seen)
                     loss = loss_sum / n_seen
                     if baseline is None:  # the loss of a model that outputs the centre

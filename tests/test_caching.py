@@ -77,10 +77,13 @@ for dtype in (np.float64, np.float32):
     model = SaturatingAutoEncoder(3, activation="sigmoid", max_iter=1, alpha_step=None)
     model.fit(X.astype(dtype)).transform(X.astype(dtype))
     model.score_samples(X.astype(dtype))
-functions = [_blas.gemm, _kernels.sgd_epoch, _kernels.encode, _kernels.energy,
-             _kernels._respond_all, _kernels._tabulated_response, _kernels._variations_outside]
+    model.set_params(batch_size=1).fit(X.astype(dtype))
+functions = [_blas.gemm, _kernels.sgd_epoch, _kernels.sgd_epoch_single_sample,
+             _kernels.encode, _kernels.energy, _kernels._respond_all,
+             _kernels._tabulated_response, _kernels._variations_outside]
 print(json.dumps({f.py_func.__name__: len(f.signatures) for f in functions}))
 """
     counts = json.loads(run_python(code, tmp_path, SKSATAE_NUMBA_CACHE="0").stdout)
-    assert counts == {"gemm": 2, "sgd_epoch": 2, "encode": 2, "energy": 2, "_respond_all": 2,
-                      "_tabulated_response": 1, "_variations_outside": 1}
+    assert counts == {"gemm": 2, "sgd_epoch": 2, "sgd_epoch_single_sample": 2, "encode": 2,
+                      "energy": 2, "_respond_all": 2, "_tabulated_response": 1,
+                      "_variations_outside": 1}

@@ -148,11 +148,26 @@ def reference_epoch(X, order, shift, params, activation, alpha, step, batch_size
     return total, [encoder, encoder_bias, decoder, decoder_bias]
 
 
+def run_epoch(kernel, X, order, shift, params, activation, alpha, step, batch_size,
+              normalize_every, update_count, measure_squares):
+    """``sgd_epoch`` ("gemm") or, at batch size 1, ``sgd_epoch_single_sample``."""
+    common = (X, order, shift, *params, activation, alpha, step)
+    if kernel == "single":
+        assert batch_size == 1
+        return _kernels.sgd_epoch_single_sample(*common, normalize_every, update_count,
+                                                measure_squares)
+    return _kernels.sgd_epoch(gemm_address(X.dtype), *common, batch_size, normalize_every,
+                              update_count, measure_squares)
+
+
+KERNELS = [("gemm", 4), ("gemm", 1), ("single", 1)]
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("activation", KERNEL_ACTIVATIONS, ids=str)
 @pytest.mark.parametrize("tied", [False, True])
-@pytest.mark.parametrize("batch_size", [4, 1], ids=["batch4", "batch1"])
-def test_epoch_matches_numpy_reference(dtype, activation, tied, batch_size):
+@pytest.mark.parametrize("kernel, batch_size", KERNELS, ids=["batch4", "batch1", "single"])
+def test_epoch_matches_numpy_reference(dtype, activation, tied, kernel, batch_size):
     X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=23, d=7, h=5, seed=3)
     X.setflags(write=False)
     X_before = X.copy()
@@ -162,9 +177,9 @@ def test_epoch_matches_numpy_reference(dtype, activation, tied, batch_size):
     step = 0.0125 * batch_size  # the same step per sample
     expected_loss, expected = reference_epoch(X, order, shift, params, activation, 0.3, step,
                                               batch_size, 3, tied)
-    loss_sum, square_sum, n_seen, updates, finite = _kernels.sgd_epoch(
-        gemm_address(dtype), X, order, shift.astype(dtype), *params,
-        spec(activation), 0.3, step, batch_size, 3, 0, True,
+    loss_sum, square_sum, n_seen, updates, finite = run_epoch(
+        kernel, X, order, shift.astype(dtype), params, spec(activation), 0.3, step, batch_size,
+        3, 0, True,
     )
     assert finite and n_seen == 23 and updates == -(-23 // batch_size)
     expected_square = ((X.astype(np.float64) - shift.astype(dtype)) ** 2).sum()
@@ -177,13 +192,46 @@ def test_epoch_matches_numpy_reference(dtype, activation, tied, batch_size):
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
-def test_epoch_reports_divergence_instead_of_continuing():
-    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(n=50)
-    *_, finite = _kernels.sgd_epoch(
-        gemm_address(np.float64), 1e3 * X, np.arange(50), np.zeros(6), encoder, encoder_bias,
-        decoder, decoder_bias, spec("relu"), 0.0, 1e4, 1, 0, 0, False,
-    )
+@pytest.mark.parametrize("kernel", ["gemm", "single"])
+def test_epoch_reports_divergence_instead_of_continuing(kernel):
+    X, *params = make_problem(n=50)
+    *_, n_seen, updates, finite = run_epoch(kernel, 1e3 * X, np.arange(50), np.zeros(6), params,
+                                            spec("relu"), 0.0, 1e4, 1, 0, 0, False)
     assert not finite
+    assert n_seen < 50 and updates == n_seen - 1  # stopped at once, before the bad step
+
+
+@pytest.mark.parametrize("activation", ["shrink", "relu", "satlinear"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_single_sample_epoch_with_saturated_units_matches_reference(activation, tied):
+    """Units held in a flat region all epoch: at z = 0 (no code, no slope: rows the
+    single-sample kernel skips) and, for the saturated linear unit, at z = 3 (a code
+    but no slope: a decoder update without the gradient's product)."""
+    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(n=17, d=7, h=6, seed=4)
+    if tied:
+        encoder = decoder
+    encoder[:4] = 0.0  # z is the bias whatever x
+    encoder_bias[:4] = [0.0, 3.0, 0.0, 3.0]
+    order = np.random.default_rng(1).permutation(len(X))
+    shift = np.zeros(X.shape[1])
+    normalize_every = 0 if tied else 4  # a tied zero row has no direction to project to
+    params = [encoder, encoder_bias, decoder, decoder_bias]
+    expected_loss, expected = reference_epoch(X, order, shift, params, activation, 0.3, 0.01,
+                                              1, normalize_every, tied)
+    z = X @ encoder.T + encoder_bias
+    codes = activation_function(activation, z, WIDTH)
+    flat = activation_derivative(activation, z, WIDTH) == 0
+    assert (flat[:, [0, 2]] & (codes[:, [0, 2]] == 0)).all()
+    assert not flat[:, 4:].all()
+    if activation == "satlinear":
+        assert (flat[:, [1, 3]] & (codes[:, [1, 3]] == 1)).all()
+    loss_sum, *_, updates, finite = run_epoch("single", X, order, shift, params,
+                                              spec(activation), 0.3, 0.01, 1, normalize_every,
+                                              0, False)
+    assert finite and updates == len(X)
+    np.testing.assert_allclose(loss_sum, expected_loss, rtol=1e-10)
+    for got, want in zip(params, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
