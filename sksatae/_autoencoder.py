@@ -110,7 +110,11 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     batch_size : int, default=10
         Minibatch size. Each step follows the gradient of the minibatch mean
-        of the per-sample loss. Capped at the number of samples.
+        of the per-sample loss. Capped at the number of samples. With
+        ``batch_size=1`` (the paper's plain SGD) training makes no BLAS calls:
+        a kernel of its own updates the weights row by row, in fewer passes
+        over them than the matrix products would make, and ``n_threads`` has
+        no effect.
 
     learning_rate : "auto" or float, default="auto"
         Constant SGD step. ``"auto"`` is ``b * min(0.05 / mean_i ||x_i - m||^2,

@@ -87,7 +87,9 @@ class ThreadChoice:
         self.timings = timings
         self._controller = controller
         self._in_force = in_force
-        if n_threads == "auto":
+        if batch_size == 1:  # the single-sample kernel makes no BLAS calls: nothing to limit
+            self.candidates = [in_force]
+        elif n_threads == "auto":
             self.candidates = [1 if flops < SINGLE_THREAD_FLOPS else in_force]
         elif n_threads != "timed":
             self.candidates = [min(n_threads, in_force)]

@@ -48,6 +48,10 @@ LARGE = (128, 784, 300)  # 30 million multiply-adds per product
     ("timed", 2, "openblas", (16, 144, 100), [1]),  # below SMALL_PRODUCT_FLOPS
     ("timed", 2, "openblas", LARGE, [2, 1]),
     ("timed", 2, "mkl", LARGE, [2, 1]),
+    # Batch size 1 makes no BLAS calls: the limit in force is left as it is.
+    ("timed", 2, "openblas", (1, 3072, 400), [2]),
+    ("auto", 2, "openblas", (1, 3072, 400), [2]),
+    (1, 2, "openblas", (1, 3072, 400), [2]),
 ])
 def test_candidate_thread_counts(controller, n_threads, in_force, internal_api, shape, expected):
     controller(in_force, internal_api)
