@@ -49,7 +49,7 @@ def infer():
     model.transform(X)
     model.score_samples(X)
 model = SaturatingAutoEncoder(32, activation={activation!r}, alpha=0.1, alpha_step=None,
-                              max_iter=1, random_state=0)
+                              max_iter=1, batch_size={batch_size}, random_state=0)
 first_fit = timed(fit)
 first_infer = timed(infer)
 second_fit = timed(fit)
@@ -89,6 +89,9 @@ def main(argv=None):
     parser.add_argument("--activation", default="shrink",
                         help="activation of the fitted model (kernels for the closed forms and "
                              "for tabulated activations are compiled separately)")
+    parser.add_argument("--batch-size", type=int, default=10,
+                        help="batch size of the fitted model (default: the estimator's, 10); "
+                             "1 compiles the single-sample kernel instead of the minibatch one")
     parser.add_argument("--json", help="write the raw results to this file")
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 7)
@@ -124,7 +127,8 @@ def main(argv=None):
     fit_rows = []
     for dtype in ("np.float64", "np.float32"):
         cold, warm = [], []
-        probe = FIT_PROBE.format(dtype=dtype, activation=args.activation)
+        probe = FIT_PROBE.format(dtype=dtype, activation=args.activation,
+                                 batch_size=args.batch_size)
         for _ in range(repeats):
             with tempfile.TemporaryDirectory(prefix="sksatae-numba-cache-") as cache_dir:
                 cold.append(run_child(probe, child_environment(cache_dir)))
@@ -146,8 +150,8 @@ def main(argv=None):
                 f"{first_infer - second_infer:.3f}",
             ])
     print("\n## First fit in a fresh process (seconds; best of the processes)\n")
-    print(f"Fit of 2000 x 64 samples, 32 units ({args.activation}), one epoch; then transform + "
-          "score_samples.\n")
+    print(f"Fit of 2000 x 64 samples, 32 units ({args.activation}), batch size "
+          f"{args.batch_size}, one epoch; then transform + score_samples.\n")
     print(_common.markdown_table(
         ["dtype", "numba cache", "first fit wall", "first fit CPU", "second fit CPU",
          "compile in fit (CPU)", "compile in transform + score_samples (CPU)"], fit_rows))
