@@ -3,10 +3,11 @@
 Each SGD step issues five small matrix products. Waking BLAS worker threads
 and waiting for them at every product costs more than a second core gains
 unless the products are large; and whether they gain depends on more than
-their size: with OpenBLAS on two cores, two threads took 0.52 to 0.74 of one
-thread's time for most shapes of ``benchmarks/bench_training.py`` but were
-slower for 3072 features at batches of 16 and 128, and under load from other
-jobs they were slower for every shape (``docs/performance.md``).
+their size: with OpenBLAS on two cores, two threads took 0.54 to 0.86 of one
+thread's time at every shape of ``benchmarks/bench_training.py`` of more than
+a million multiply-adds per product when the second core was free, but under
+load from other jobs they were slower for every shape, up to 6 times
+(``docs/performance.md``).
 
 A BLAS may also sum a product in another order when it splits it between
 threads: OpenBLAS 0.3.30 does for some shapes (``Xb @ We.T`` at 784 features,
@@ -41,10 +42,14 @@ MULTITHREAD_GAIN = 0.9
 a single thread's: a second core is not worth taking for less, and timings
 that differ by less are within the noise of a shared machine."""
 
-SINGLE_THREAD_FLOPS = 2**30
-"""``"auto"`` uses one thread below this many multiply-adds per product: on
-two shared cores, two threads were slower than one for every size measured,
-up to 0.94e9."""
+SINGLE_THREAD_FLOPS = 2**24
+"""``"auto"`` uses one thread below this many multiply-adds per product (16.8
+million), the limit in force above. With the second core free, two threads
+took 0.54 to 0.76 of one thread's epoch at every benchmark shape above it
+(784 and 3072 features, 300 units, batches of 128 and 1024); below it the
+gains were smaller and less regular (1.0 at 230,000, 0.71 to 0.80 at 1.8
+million, 0.59 to 0.86 at 3.8 and 14.7 million), and slowdowns under load
+cost more against the shorter products."""
 
 REPROBE_EVERY = 16
 """Epochs after which the thread count not chosen is timed again."""

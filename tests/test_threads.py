@@ -34,16 +34,17 @@ def controller(monkeypatch):
 
 
 LARGE = (128, 784, 300)  # 30 million multiply-adds per product
+MEDIUM = (16, 3072, 300)  # 14.7 million
 
 
 @pytest.mark.parametrize("n_threads, in_force, internal_api, shape, expected", [
     (1, 2, "openblas", LARGE, [1]),
     (4, 2, "openblas", LARGE, [2]),
     ("auto", 1, "openblas", LARGE, [1]),
-    ("auto", 2, "openblas", LARGE, [1]),  # below SINGLE_THREAD_FLOPS: sizes only
-    ("auto", 2, "mkl", LARGE, [1]),
-    ("auto", 2, "openblas", (1024, 3072, 400), [2]),  # above SINGLE_THREAD_FLOPS
-    ("auto", 4, "mkl", (1024, 3072, 400), [4]),
+    ("auto", 2, "openblas", MEDIUM, [1]),  # below SINGLE_THREAD_FLOPS: sizes only
+    ("auto", 2, "mkl", MEDIUM, [1]),
+    ("auto", 2, "openblas", LARGE, [2]),  # above SINGLE_THREAD_FLOPS
+    ("auto", 4, "mkl", LARGE, [4]),
     ("timed", 1, "openblas", LARGE, [1]),
     ("timed", 2, "openblas", (16, 144, 100), [1]),  # below SMALL_PRODUCT_FLOPS
     ("timed", 2, "openblas", LARGE, [2, 1]),
@@ -60,6 +61,7 @@ def test_candidate_thread_counts(controller, n_threads, in_force, internal_api, 
 
 def test_the_size_thresholds_are_ordered():
     assert 16 * 144 * 100 < SMALL_PRODUCT_FLOPS < 128 * 144 * 100 < SINGLE_THREAD_FLOPS
+    assert 16 * 3072 * 300 < SINGLE_THREAD_FLOPS < 128 * 784 * 300
 
 
 @pytest.mark.parametrize("ratio, expected", [(0.5, 2), (0.99 * MULTITHREAD_GAIN, 2),
