@@ -42,14 +42,15 @@ MULTITHREAD_GAIN = 0.9
 a single thread's: a second core is not worth taking for less, and timings
 that differ by less are within the noise of a shared machine."""
 
-SINGLE_THREAD_FLOPS = 2**24
-"""``"auto"`` uses one thread below this many multiply-adds per product (16.8
+SINGLE_THREAD_FLOPS = 2**22
+"""``"auto"`` uses one thread below this many multiply-adds per product (4.2
 million), the limit in force above. With the second core free, two threads
-took 0.54 to 0.76 of one thread's epoch at every benchmark shape above it
-(784 and 3072 features, 300 units, batches of 128 and 1024); below it the
-gains were smaller and less regular (1.0 at 230,000, 0.71 to 0.80 at 1.8
-million, 0.59 to 0.86 at 3.8 and 14.7 million), and slowdowns under load
-cost more against the shorter products."""
+took 0.54 to 0.86 of one thread's epoch at every benchmark shape above it
+(batches of 16 at 3072 features, of 1024 at 144, of 128 and 1024 at 784 and
+3072); below it the gains were smaller or less regular (1.0 at 230,000
+multiply-adds; 0.60 to 0.80 at 1.8 and 3.8 million, but 0.69 to 1.66 from
+one repeat to the next at 1.8 million), and a core taken by another job
+costs more against shorter products."""
 
 REPROBE_EVERY = 16
 """Epochs after which the thread count not chosen is timed again."""
