@@ -15,7 +15,10 @@ batch sizes of 10 and more (the estimator's defaults). The BLAS floor is the
 five matrix products of each SGD step and nothing else, made by the kernel's
 own calls (see ``_common.compiled_gemm_floor``); PyTorch's time over the
 floor's is what a kernel exactly at the floor would reach against PyTorch,
-the best that any implementation on this BLAS can do. The estimator without the
+the best that any implementation making these products on this BLAS can do.
+At batch 1 the estimator makes none of them: its single-sample kernel updates
+the weights in fewer passes than the products make, and can beat the floor.
+The estimator without the
 decoder's re-projection ("unprojected") shows how much of our distance to the
 floor is that projection, which the floor leaves out. MLPRegressor fits ``X`` to ``X`` with
 one ReLU hidden layer of the same size, plain SGD (no momentum): the closest
@@ -564,9 +567,10 @@ def check_targets(results, has_torch, thread_rows):
                 f"{'>=' if higher_is_better else '<='} {limit:g})")
         if ceilings and not held:
             unreachable = sorted(row for ceiling, row in ceilings.items() if ceiling < limit)
-            line += (f"; out of reach of any kernel on this BLAS (PyTorch/floor below the "
-                     f"target) at {len(unreachable)} of {len(ceilings)}: {', '.join(unreachable)}"
-                     if unreachable else "; within reach on this BLAS everywhere")
+            line += (f"; out of reach of a kernel at the floor of the five products "
+                     f"(PyTorch/floor below the target) at {len(unreachable)} of "
+                     f"{len(ceilings)}: {', '.join(unreachable)}"
+                     if unreachable else "; within reach of a kernel at the floor everywhere")
         lines.append(line)
 
     def key(row):
