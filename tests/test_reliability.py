@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -142,6 +143,35 @@ def test_timed_threads_run_both_counts_and_agree_to_rounding(dtype):
     tolerance = 1e-4 if dtype == np.float32 else 1e-10
     for first, second in zip(expected, got):
         np.testing.assert_allclose(first, second, rtol=tolerance, atol=tolerance)
+
+
+def _cpu_of_other_threads(action, settle=0.3):
+    """CPU seconds spent by threads other than this one during ``action()`` and
+    the ``settle`` seconds after it."""
+    all_threads, this_thread = time.process_time(), time.thread_time()
+    action()
+    time.sleep(settle)
+    return (time.process_time() - all_threads) - (time.thread_time() - this_thread)
+
+
+def test_training_leaves_numpy_blas_threads_idle():
+    # OpenBLAS's worker threads spin for about 0.1 s after each threaded call. NumPy's
+    # BLAS is not the one the kernels call, so a NumPy product around an epoch puts a
+    # spinning thread on the core that the epoch's own products need (two threads
+    # then gained nothing at 3072 features, batches of 16 and 128).
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((24, 3072))
+    model = SaturatingAutoEncoder(300, batch_size=1, alpha=0.1, alpha_step=None, max_iter=1,
+                                  random_state=0).fit(X)  # no BLAS in the epochs themselves
+    matrix, vector = model.encoder_weights_, X[0]
+    for _ in range(5):  # earlier tests' BLAS threads come to rest
+        if _cpu_of_other_threads(lambda: None) < 0.01:
+            break
+    numpy_product = _cpu_of_other_threads(lambda: [matrix @ vector for _ in range(3)])
+    if numpy_product < 0.03:
+        pytest.skip("NumPy's BLAS runs one thread here: no worker thread to wake")
+    training = _cpu_of_other_threads(lambda: model.partial_fit(X).fit(X))
+    assert training < 0.3 * numpy_product, (training, numpy_product)
 
 
 # ------------------------------------------------------------ concurrency
