@@ -173,7 +173,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     n_threads : "auto", "timed" or int, default="auto"
         Upper bound on the BLAS threads used by ``fit`` and ``partial_fit``.
         ``"auto"`` uses one thread unless a step's matrix products exceed
-        2**22 multiply-adds each (``batch_size * n_features *
+        2**21 multiply-adds each (``batch_size * n_features *
         n_components``), and the current limit above: a rule on sizes only,
         so that a given ``random_state`` gives the same model bit for bit on
         a given machine and limit, whatever the load.

@@ -3,7 +3,7 @@
 Each SGD step issues five small matrix products. Waking BLAS worker threads
 and waiting for them at every product costs more than a second core gains
 unless the products are large; and whether they gain depends on more than
-their size: with OpenBLAS on two cores, two threads took 0.54 to 0.86 of one
+their size: with OpenBLAS on two cores, two threads took 0.54 to 0.80 of one
 thread's time at every shape of ``benchmarks/bench_training.py`` of more than
 a million multiply-adds per product when the second core was free, but under
 load from other jobs they were slower for every shape, up to 6 times
@@ -42,15 +42,15 @@ MULTITHREAD_GAIN = 0.9
 a single thread's: a second core is not worth taking for less, and timings
 that differ by less are within the noise of a shared machine."""
 
-SINGLE_THREAD_FLOPS = 2**22
-"""``"auto"`` uses one thread below this many multiply-adds per product (4.2
+SINGLE_THREAD_FLOPS = 2**21
+"""``"auto"`` uses one thread below this many multiply-adds per product (2.1
 million), the limit in force above. With the second core free, two threads
-took 0.54 to 0.86 of one thread's epoch at every benchmark shape above it
-(batches of 16 at 3072 features, of 1024 at 144, of 128 and 1024 at 784 and
-3072); below it the gains were smaller or less regular (1.0 at 230,000
-multiply-adds; 0.60 to 0.80 at 1.8 and 3.8 million, but 0.69 to 1.66 from
-one repeat to the next at 1.8 million), and a core taken by another job
-costs more against shorter products."""
+took 0.54 to 0.70 of one thread's epoch at every benchmark shape above it
+(batches of 16 at 784 and 3072 features, of 1024 at 144, of 128 and 1024 at
+784 and 3072); below it the gains were smaller or less regular (1.0 at
+230,000 multiply-adds; 0.71 to 0.80 at 1.8 million, but 0.69 to 1.66 from
+one repeat to the next), and a core taken by another job costs more against
+shorter products."""
 
 REPROBE_EVERY = 16
 """Epochs after which the thread count not chosen is timed again."""

@@ -105,11 +105,11 @@ def test_same_sequence_of_partial_fits_is_bit_identical(digits):
         np.testing.assert_array_equal(first, second)
 
 
-# Products large enough for OpenBLAS to split them between threads (128 x 256 x
-# 64 multiply-adds, and the last batch of 92), which it then sums in another
-# order for some of them (OpenBLAS 0.3.30): a fit with two threads differs
-# from one with one in its last bits.
-THREADED = dict(n_components=64, alpha=0.1, alpha_step=None, max_iter=3, batch_size=128,
+# Products large enough for OpenBLAS to split them between threads (120 x 256 x
+# 64 multiply-adds, below SINGLE_THREAD_FLOPS, and the last batch of 60), which
+# it then sums in another order in float64 (OpenBLAS 0.3.30): a fit with two
+# threads differs from one with one in its last bits.
+THREADED = dict(n_components=64, alpha=0.1, alpha_step=None, max_iter=3, batch_size=120,
                 random_state=0)
 
 
