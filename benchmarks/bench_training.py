@@ -598,8 +598,8 @@ def check_targets(results, has_torch, thread_rows):
     floor_ratios = {r["ours"][0] / r["floor"][0]: key(r) for r in results
                     if r["batch_size"] >= 16 and not fewer_threads(r)}
     report("epoch within 1.15x of the BLAS floor at batch >= 16", floor_ratios, 1.15)
-    fewer = {r["ours"][0] / r["floor"][0]: key(r) for r in results
-             if r["batch_size"] >= 16 and fewer_threads(r)}
+    fewer = [r["ours"][0] / r["floor"][0] for r in results
+             if r["batch_size"] >= 16 and fewer_threads(r)]
     if fewer:
         lines.append(f"- (not in the line above: {len(fewer)} rows where ours kept one thread "
                      f"by its size rule under a limit of more, which the floor's products "
@@ -640,12 +640,12 @@ def check_targets(results, has_torch, thread_rows):
     def thread_ratios(more):
         # Column 5: the estimator's thread counts, "1" where it kept one thread
         # under the higher limit too, "no BLAS" at batch size 1.
-        return {float(row[6]): f"d={row[0]} batch={row[2]} {row[3]} {row[4]} threads"
-                for row in thread_rows if (row[5] not in ("1", "no BLAS")) == more}
+        return [(float(row[6]), f"d={row[0]} batch={row[2]} {row[3]} {row[4]} threads")
+                for row in thread_rows if (row[5] not in ("1", "no BLAS")) == more]
 
     report("more threads never slower than one, where ours used more (ours, wall time "
-           "ratio, 5% noise margin)", thread_ratios(True), 1.05)
-    same = thread_ratios(False)
+           "ratio, 5% noise margin)", dict(thread_ratios(True)), 1.05)
+    same = [ratio for ratio, _ in thread_ratios(False)]
     if same:
         lines.append(f"- (the same computation under both limits: ours used one thread or "
                      f"none at {len(same)} rows, where the ratio is the noise of wall-clock "
