@@ -593,7 +593,7 @@ def check_targets(results, has_torch, thread_rows):
                 f"{row['threads']} thread(s)")
 
     def fewer_threads(r):  # ours kept one thread where the floor's products could use more
-        return r["threads"] > 1 and r.get("ours_threads") == [1]
+        return r["threads"] > 1 and r["ours_threads"] == [1]
 
     floor_ratios = {r["ours"][0] / r["floor"][0]: key(r) for r in results
                     if r["batch_size"] >= 16 and not fewer_threads(r)}
