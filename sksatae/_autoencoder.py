@@ -487,8 +487,12 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         # at z = 0 (a sigmoid outputs 1/2): part of the divergence test's reference, so that
         # a model that has learnt nothing is never taken for a diverged one, even on constant
         # data (Eq. 3 penalties are positive everywhere).
-        resting_penalty = float(activation.complementary(np.linspace(-1.0, 1.0, 21)).max())
-        resting_loss = 0.5 * (self.n_components * float(activation.function(0.0))) ** 2
+        # Evaluated in the data's dtype: in float64, a float32 fit would compile the
+        # float64 response loop for these two figures (0.3 s of its start-up).
+        resting_penalty = float(
+            activation.complementary(np.linspace(-1.0, 1.0, 21, dtype=dtype)).max())
+        resting_loss = 0.5 * (self.n_components * float(
+            activation.function(np.zeros(1, dtype))[0])) ** 2
         kernel_activation = activation.kernel_spec()
         batch_size = min(self.batch_size, X.shape[0])
         normalize_every = self._resolved_normalize_every(batch_size)

@@ -87,12 +87,14 @@ class Activation:
         raise NotImplementedError
 
     def _respond(self, z):
-        # Through the training kernel's own loop (float64), which a fit
-        # compiles anyway: a loop of their own would cost a compilation more.
+        # Through the training kernel's own loop, in float32 for float32 input
+        # (else float64), which a fit in that dtype compiles anyway: a loop of
+        # their own, or the other dtype's, would cost a compilation more.
         from ._kernels import _respond_all
 
-        z = np.asarray(z, dtype=np.float64)
-        out = np.empty((4, 1, z.size))
+        z = np.asarray(z)
+        z = z.astype(np.float32 if z.dtype == np.float32 else np.float64, copy=False)
+        out = np.empty((4, 1, z.size), z.dtype)
         out[1, 0] = z.ravel()
         _respond_all(self.kernel_spec(), 1.0, out[1], out[0], out[2], out[3])
         return out.reshape((4,) + z.shape)

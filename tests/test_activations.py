@@ -157,6 +157,18 @@ def test_built_in_eq3_activations(name, function, slope):
     assert penalty[0] < 1e-6 * penalty.max() and penalty[-1] < 1e-6 * penalty.max()  # to 0
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "shrink"])
+def test_activation_evaluates_in_float32_for_float32_input(activation):
+    activation = get_activation(activation)
+    z = np.linspace(-3, 3, 61) + 0.013  # off the kinks, where rounding picks the side
+    for method in ("function", "derivative", "complementary", "complementary_derivative"):
+        exact = getattr(activation, method)(z)
+        single = getattr(activation, method)(z.astype(np.float32))
+        assert exact.dtype == np.float64 and single.dtype == np.float32
+        np.testing.assert_allclose(single, exact, rtol=1e-6, atol=1e-6)
+    assert activation.function(np.arange(3)).dtype == np.float64
+
+
 def test_non_monotonic_function_plateaus_where_its_slope_vanishes():
     """Figure 6: at the top of a bump |f'| is 0 but Eq. 3's f_c only plateaus."""
     bump = TabulatedActivation.from_function(lambda z: np.exp(-z**2 / 2), name="bump")

@@ -87,3 +87,20 @@ print(json.dumps({f.py_func.__name__: len(f.signatures) for f in functions}))
     assert counts == {"gemm": 2, "sgd_epoch": 2, "sgd_epoch_single_sample": 2, "encode": 2,
                       "energy": 2, "_respond_all": 2, "_tabulated_response": 1,
                       "_variations_outside": 1}
+
+
+def test_float32_fit_compiles_no_float64_response_loop(tmp_path):
+    # A tabulated activation's accuracy check and the divergence test's reference figures
+    # run through the training kernel's own compiled code: in float64 they would compile a
+    # response loop that a float32 fit never uses (0.5 s of its start-up).
+    code = """
+import json, numpy as np
+from sksatae import SaturatingAutoEncoder, _kernels
+X = np.random.default_rng(0).standard_normal((50, 6)).astype(np.float32)
+for activation in ("sigmoid", "shrink"):
+    SaturatingAutoEncoder(3, activation=activation, max_iter=1, alpha_step=None).fit(X)
+print(json.dumps([str(signature[2]) for signature in _kernels._respond_all.signatures]))
+"""
+    buffers = json.loads(run_python(code, tmp_path, SKSATAE_NUMBA_CACHE="0").stdout)
+    assert len(buffers) == 2  # one for the closed forms, one for the tabulated activations
+    assert all("float32" in buffer for buffer in buffers), buffers
