@@ -92,7 +92,7 @@ print(json.dumps({f.py_func.__name__: len(f.signatures) for f in functions}))
 def test_float32_fit_compiles_no_float64_response_loop(tmp_path):
     # A tabulated activation's accuracy check and the divergence test's reference figures
     # run through the training kernel's own compiled code: in float64 they would compile a
-    # response loop that a float32 fit never uses (0.5 s of its start-up).
+    # response loop that a float32 fit never uses (0.3 s of its start-up, or more).
     code = """
 import json, numpy as np
 from sksatae import SaturatingAutoEncoder, _kernels
