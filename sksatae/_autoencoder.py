@@ -526,7 +526,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         common = (X, order, shift_x, encoder, encoder_bias, decoder,
                                   decoder_bias, kernel_activation, float(stage_alpha),
                                   float(learning_rate))
-                        if batch_size == 1:
+                        if self.batch_size == 1:
                             outcome = _kernels.sgd_epoch_single_sample(
                                 *common, normalize_every, update_count, baseline is None)
                         else:

@@ -93,7 +93,7 @@ class ThreadChoice:
         self.timings = timings
         self._controller = controller
         self._in_force = in_force
-        if batch_size == 1:  # the single-sample kernel makes no BLAS calls: nothing to limit
+        if batch_size == 1:  # no BLAS calls, or (one-row partial_fit) one-row products: left as is
             self.candidates = [in_force]
         elif n_threads == "auto":
             self.candidates = [1 if flops < SINGLE_THREAD_FLOPS else in_force]

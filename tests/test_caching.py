@@ -104,3 +104,26 @@ print(json.dumps([str(signature[2]) for signature in _kernels._respond_all.signa
     buffers = json.loads(run_python(code, tmp_path, SKSATAE_NUMBA_CACHE="0").stdout)
     assert len(buffers) == 2  # one for the closed forms, one for the tabulated activations
     assert all("float32" in buffer for buffer in buffers), buffers
+
+
+def test_one_row_partial_fit_compiles_no_single_sample_kernel(tmp_path):
+    # A stream of one-row partial_fit calls at batch_size > 1 runs the minibatch kernel on a
+    # batch of one: the single-sample kernel would cost a second compilation (1.8 s) for the
+    # same step.
+    code = """
+import copy, json, numpy as np
+from sksatae import SaturatingAutoEncoder, _kernels
+X = np.random.default_rng(0).standard_normal((50, 6))
+model = SaturatingAutoEncoder(3, max_iter=1, alpha_step=None, random_state=0).fit(X)
+streamed = copy.deepcopy(model).partial_fit(X[:1])
+compiled = len(_kernels.sgd_epoch_single_sample.signatures)
+plain = copy.deepcopy(model).set_params(batch_size=1).partial_fit(X[:1])
+print(json.dumps({"compiled": compiled, "moved": float(abs(streamed.components_
+                  - model.components_).max()), "apart": max(float(abs(getattr(streamed, name)
+                  - getattr(plain, name)).max()) for name in ("components_",
+                  "encoder_weights_", "intercept_hidden_", "intercept_visible_"))}))
+"""
+    report = json.loads(run_python(code, tmp_path, SKSATAE_NUMBA_CACHE="0").stdout)
+    assert report["compiled"] == 0
+    assert report["moved"] > 1e-4  # the step was taken...
+    assert report["apart"] < 1e-12  # ...and is the single-sample kernel's
