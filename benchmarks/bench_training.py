@@ -20,7 +20,10 @@ At batch 1 the estimator makes none of them: its single-sample kernel updates
 the weights in fewer passes than the products make, and can beat the floor.
 The estimator without the
 decoder's re-projection ("unprojected") shows how much of our distance to the
-floor is that projection, which the floor leaves out. MLPRegressor fits ``X`` to ``X`` with
+floor is that projection, which the floor leaves out; without the shuffle
+("unshuffled", not run unless asked for with ``--methods``), how much is the
+gather of rows in a random order, where the floor reads consecutive ones.
+MLPRegressor fits ``X`` to ``X`` with
 one ReLU hidden layer of the same size, plain SGD (no momentum): the closest
 scikit-learn model. Methods are measured in turn inside each repeat (ours,
 floor, torch, ..., ours, floor, torch, ...), so load on the machine hits them
@@ -66,7 +69,9 @@ def updates_per_projection(batch_size):
     """Updates between re-projections, as the estimator counts them."""
     return max(1, round(SAMPLES_PER_PROJECTION / batch_size))
 
-METHODS = ["ours", "floor", "floor_py", "unprojected", "torch", "torch_manual", "mlp"]
+METHODS = ["ours", "floor", "floor_py", "unprojected", "unshuffled", "torch", "torch_manual",
+           "mlp"]
+DEFAULT_METHODS = [name for name in METHODS if name != "unshuffled"]
 
 
 def batch_sizes_for(n_features, quick):
@@ -85,10 +90,11 @@ class Ours:
     timed ``fit`` would also count (10% of an epoch at 3072 features).
     """
 
-    def __init__(self, X, n_components, batch_size, n_threads="auto", project=True):
+    def __init__(self, X, n_components, batch_size, n_threads="auto", project=True,
+                 shuffle=True):
         self.model = SaturatingAutoEncoder(
             n_components, alpha=ALPHA, alpha_step=None, max_iter=1, batch_size=batch_size,
-            shrink_width=SHRINK_WIDTH, shuffle=True, random_state=0, n_threads=n_threads,
+            shrink_width=SHRINK_WIDTH, shuffle=shuffle, random_state=0, n_threads=n_threads,
             normalize_decoder_every="auto" if project else None)
         self.model.fit(X[: max(batch_size * 3, 64)])  # compile (or load from cache)
         self.X = X
@@ -370,6 +376,9 @@ def bench_configuration(n_features, n_components, batch_size, dtype, threads, ar
             # (and of the PyTorch versions), not of the floor's five products.
             methods["unprojected"] = Ours(X, n_components, batch_size, args.estimator_threads,
                                           project=False)
+        if "unshuffled" in args.methods:
+            methods["unshuffled"] = Ours(X, n_components, batch_size, args.estimator_threads,
+                                         shuffle=False)
         if has_torch and "torch" in args.methods:
             methods["torch"] = TorchAutograd(X, n_components, batch_size, learning_rate)
         if has_torch and "torch_manual" in args.methods:
@@ -382,12 +391,13 @@ def bench_configuration(n_features, n_components, batch_size, dtype, threads, ar
         # floor share one so that their ratio compares identical work.
         sizes = {}
         for name, method in methods.items():
-            if name in ("floor", "unprojected"):
+            if name in ("floor", "unprojected", "unshuffled"):
                 continue
             sizes[name] = calibrate(method, batch_size, n_max, args.target, 1)
         sizes["floor"] = sizes["ours"]
-        if "unprojected" in methods:
-            sizes["unprojected"] = sizes["ours"]
+        for variant in ("unprojected", "unshuffled"):
+            if variant in methods:
+                sizes[variant] = sizes["ours"]
 
     times = {t: {name: [] for name in methods} for t in threads}
     for _ in range(args.repeats):
@@ -445,8 +455,9 @@ def main(argv=None):
                         help="seconds of one measured run of each method")
     parser.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto")
     parser.add_argument("--no-mlp", action="store_true", help="skip MLPRegressor")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=METHODS,
-                        help="competitors to time (ours and floor always run)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=DEFAULT_METHODS,
+                        help="competitors to time (ours and floor always run; unshuffled only "
+                        "when named)")
     parser.add_argument("--estimator-threads",
                         type=lambda v: v if v in ("auto", "timed") else int(v),
                         default="auto", help="the estimator's n_threads: auto (default), "
@@ -505,7 +516,8 @@ def main(argv=None):
 
     # ------------------------------------------------------------ tables
     header = ["d", "h", "batch", "dtype", "threads", "clock", "ours samples/s", "floor samples/s",
-              "ours/floor (time)", "ours/floor-py", "unprojected/floor", "PyTorch/ours",
+              "ours/floor (time)", "ours/floor-py", "unprojected/floor", "unshuffled/floor",
+              "PyTorch/ours",
               "PyTorch/floor",
               "PyTorch-manual/ours", "MLP/ours"]
     rows = []
@@ -521,6 +533,7 @@ def main(argv=None):
             fmt_ratio(ours / row["floor"][0]),
             fmt_ratio(ours / row["floor_py"][0] if "floor_py" in row else None),
             fmt_ratio(row["unprojected"][0] / row["floor"][0] if "unprojected" in row else None),
+            fmt_ratio(row["unshuffled"][0] / row["floor"][0] if "unshuffled" in row else None),
             fmt_ratio(slower("torch")),
             fmt_ratio(row["torch"][0] / row["floor"][0] if "torch" in row else None),
             fmt_ratio(slower("torch_manual")), fmt_ratio(slower("mlp")),
