@@ -517,9 +517,7 @@ def main(argv=None):
     # ------------------------------------------------------------ tables
     header = ["d", "h", "batch", "dtype", "threads", "clock", "ours samples/s", "floor samples/s",
               "ours/floor (time)", "ours/floor-py", "unprojected/floor", "unshuffled/floor",
-              "PyTorch/ours",
-              "PyTorch/floor",
-              "PyTorch-manual/ours", "MLP/ours"]
+              "PyTorch/ours", "PyTorch/floor", "PyTorch-manual/ours", "MLP/ours"]
     rows = []
     for row in results:
         ours = row["ours"][0]
