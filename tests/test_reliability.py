@@ -105,27 +105,34 @@ def test_same_sequence_of_partial_fits_is_bit_identical(digits):
         np.testing.assert_array_equal(first, second)
 
 
-# Products large enough for OpenBLAS to split them between threads (120 x 256 x
-# 64 multiply-adds, below SINGLE_THREAD_FLOPS, and the last batch of 60), which
-# it then sums in another order in float64 (OpenBLAS 0.3.30): a fit with two
-# threads differs from one with one in its last bits.
-THREADED = dict(n_components=64, alpha=0.1, alpha_step=None, max_iter=3, batch_size=120,
-                random_state=0)
+# Products large enough for OpenBLAS to split them between threads, below
+# SINGLE_THREAD_FLOPS, which it then sums in another order (OpenBLAS 0.3.30), so
+# that a fit with two threads differs from one with one in its last bits: in
+# float64 at 256 features, 64 units and batch 120 (and a last batch of 60); in
+# float32 only where the products' sums are long, as at 784 features (64 units,
+# batch 32).
+THREADED = dict(n_components=64, alpha=0.1, alpha_step=None, max_iter=3, random_state=0)
+SPLIT_SUMS = {np.float64: ((1500, 256), 120), np.float32: ((600, 784), 32)}
 
 
 def _threaded_fit(X, limit, n_threads):
+    batch_size = SPLIT_SUMS[X.dtype.type][1]
     with threadpool_limits(limits=limit, user_api="blas"):
         in_force = {info["num_threads"] for info in threadpool_info()
                     if info["user_api"] == "blas"}
         assert in_force == {min(limit, os.cpu_count() or 1)}
-        model = SaturatingAutoEncoder(n_threads=n_threads, **THREADED).fit(X)
-        model.partial_fit(X)
+        model = SaturatingAutoEncoder(n_threads=n_threads, batch_size=batch_size, **THREADED)
+        model.fit(X).partial_fit(X)
     return model, (model.components_, model.transform(X), model.energy(X))
+
+
+def _split_sums_data(dtype):
+    return np.random.default_rng(0).standard_normal(SPLIT_SUMS[dtype][0]).astype(dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_auto_threads_give_the_same_model_under_any_blas_limit(dtype):
-    X = np.random.default_rng(0).standard_normal((1500, 256)).astype(dtype)
+    X = _split_sums_data(dtype)
     _, expected = _threaded_fit(X, 1, 1)
     for limit in (2, 2):  # twice: no run-to-run choice either
         _, got = _threaded_fit(X, limit, "auto")
@@ -135,7 +142,7 @@ def test_auto_threads_give_the_same_model_under_any_blas_limit(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_timed_threads_run_both_counts_and_agree_to_rounding(dtype):
-    X = np.random.default_rng(0).standard_normal((1500, 256)).astype(dtype)
+    X = _split_sums_data(dtype)
     _, expected = _threaded_fit(X, 1, 1)
     model, got = _threaded_fit(X, 2, "timed")
     if (os.cpu_count() or 1) > 1:  # epochs ran on each count
