@@ -508,7 +508,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         # features: only those that a restart, an interruption or stage_components_ can need.
         restartable = self.learning_rate == "auto"
         timings = dict(getattr(self, "_thread_timings", {})) if continuing else {}
-        threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings)
+        threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings,
+                               calls_blas=self.batch_size != 1)
         try:
             for stage_index, stage_alpha in enumerate(stages):
                 # None: the fitted model itself, rebuilt on a restart.

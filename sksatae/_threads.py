@@ -85,7 +85,8 @@ class ThreadChoice:
         choice.record(threads, seconds, n_samples)
     """
 
-    def __init__(self, n_threads, batch_size, n_features, n_components, timings):
+    def __init__(self, n_threads, batch_size, n_features, n_components, timings, *,
+                 calls_blas=True):
         controller = _blas_controller()
         libraries = controller.info()
         in_force = min((info["num_threads"] for info in libraries), default=1)
@@ -93,7 +94,7 @@ class ThreadChoice:
         self.timings = timings
         self._controller = controller
         self._in_force = in_force
-        if batch_size == 1:  # no BLAS calls, or (one-row partial_fit) one-row products: left as is
+        if not calls_blas:  # the single-sample kernel: nothing to limit
             self.candidates = [in_force]
         elif n_threads == "auto":
             self.candidates = [1 if flops < SINGLE_THREAD_FLOPS else in_force]

@@ -37,26 +37,30 @@ LARGE = (128, 784, 300)  # 30 million multiply-adds per product
 MEDIUM = (128, 144, 100)  # 1.8 million
 
 
-@pytest.mark.parametrize("n_threads, in_force, internal_api, shape, expected", [
-    (1, 2, "openblas", LARGE, [1]),
-    (4, 2, "openblas", LARGE, [2]),
-    ("auto", 1, "openblas", LARGE, [1]),
-    ("auto", 2, "openblas", MEDIUM, [1]),  # below SINGLE_THREAD_FLOPS: sizes only
-    ("auto", 2, "mkl", MEDIUM, [1]),
-    ("auto", 2, "openblas", LARGE, [2]),  # above SINGLE_THREAD_FLOPS
-    ("auto", 4, "mkl", LARGE, [4]),
-    ("timed", 1, "openblas", LARGE, [1]),
-    ("timed", 2, "openblas", (16, 144, 100), [1]),  # below SMALL_PRODUCT_FLOPS
-    ("timed", 2, "openblas", LARGE, [2, 1]),
-    ("timed", 2, "mkl", LARGE, [2, 1]),
-    # Batch size 1 makes no BLAS calls: the limit in force is left as it is.
-    ("timed", 2, "openblas", (1, 3072, 400), [2]),
-    ("auto", 2, "openblas", (1, 3072, 400), [2]),
-    (1, 2, "openblas", (1, 3072, 400), [2]),
+@pytest.mark.parametrize("n_threads, in_force, internal_api, shape, calls_blas, expected", [
+    (1, 2, "openblas", LARGE, True, [1]),
+    (4, 2, "openblas", LARGE, True, [2]),
+    ("auto", 1, "openblas", LARGE, True, [1]),
+    ("auto", 2, "openblas", MEDIUM, True, [1]),  # below SINGLE_THREAD_FLOPS: sizes only
+    ("auto", 2, "mkl", MEDIUM, True, [1]),
+    ("auto", 2, "openblas", LARGE, True, [2]),  # above SINGLE_THREAD_FLOPS
+    ("auto", 4, "mkl", LARGE, True, [4]),
+    ("timed", 1, "openblas", LARGE, True, [1]),
+    ("timed", 2, "openblas", (16, 144, 100), True, [1]),  # below SMALL_PRODUCT_FLOPS
+    ("timed", 2, "openblas", LARGE, True, [2, 1]),
+    ("timed", 2, "mkl", LARGE, True, [2, 1]),
+    # The single-sample kernel (batch_size=1) makes no BLAS calls: the limit in force is
+    # left as it is.
+    ("timed", 2, "openblas", (1, 3072, 400), False, [2]),
+    ("auto", 2, "openblas", (1, 3072, 400), False, [2]),
+    (1, 2, "openblas", (1, 3072, 400), False, [2]),
+    # One row through the minibatch kernel (a one-row partial_fit): products like any other.
+    ("auto", 2, "openblas", (1, 3072, 400), True, [1]),
 ])
-def test_candidate_thread_counts(controller, n_threads, in_force, internal_api, shape, expected):
+def test_candidate_thread_counts(controller, n_threads, in_force, internal_api, shape,
+                                 calls_blas, expected):
     controller(in_force, internal_api)
-    assert ThreadChoice(n_threads, *shape, {}).candidates == expected
+    assert ThreadChoice(n_threads, *shape, {}, calls_blas=calls_blas).candidates == expected
 
 
 def test_the_size_thresholds_are_ordered():
