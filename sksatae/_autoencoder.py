@@ -508,8 +508,11 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         # features: only those that a restart, an interruption or stage_components_ can need.
         restartable = self.learning_rate == "auto"
         timings = dict(getattr(self, "_thread_timings", {})) if continuing else {}
+        # The single-sample kernel only for batch_size=1: a one-row partial_fit at a larger
+        # batch size takes the minibatch kernel, which every such fit has compiled.
+        single_sample = self.batch_size == 1
         threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings,
-                               calls_blas=self.batch_size != 1)
+                               calls_blas=not single_sample)
         try:
             for stage_index, stage_alpha in enumerate(stages):
                 # None: the fitted model itself, rebuilt on a restart.
@@ -527,7 +530,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         common = (X, order, shift_x, encoder, encoder_bias, decoder,
                                   decoder_bias, kernel_activation, float(stage_alpha),
                                   float(learning_rate))
-                        if self.batch_size == 1:
+                        if single_sample:
                             outcome = _kernels.sgd_epoch_single_sample(
                                 *common, normalize_every, update_count, baseline is None)
                         else:
