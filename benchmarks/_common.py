@@ -136,7 +136,7 @@ def mkl_gemm_addresses():
             np.dtype(np.float64): ctypes.cast(library.dgemm, ctypes.c_void_p).value}
 
 
-def compiled_gemm_floor(layout="units"):
+def compiled_gemm_floor(layout="units", required=False):
     """A compiled loop of the five GEMMs of one SGD step per minibatch, and nothing else.
 
     ``layout="units"`` makes the products of the estimator's kernel
@@ -144,46 +144,84 @@ def compiled_gemm_floor(layout="units"):
     samples (one row for a single sample), the same BLAS routine through the
     same entry point. The kernel's first product also adds to the encoder's
     preloaded bias (``beta = 1``); here it overwrites (``beta = 0``), as the
-    five products alone would. That is the floor an epoch can approach. ``layout="samples"`` makes the same
-    products with the per-unit buffers samples by units, the other natural
-    layout, for comparison. Returns ``floor(address, X, encoder, decoder,
-    batch_size, step)``; a last, shorter batch of ``X`` is left out.
+    five products alone would. That is the floor an epoch can approach.
+    ``layout="samples"`` makes the same products with the per-unit buffers
+    samples by units, the other natural layout, for comparison. Returns
+    ``floor(address, X, encoder, decoder, batch_size, step)``; a last, shorter
+    batch of ``X`` is left out.
+
+    ``required=True`` (units layout only) adds to the products the two pieces
+    of work that the algorithm itself requires and that they leave out, each
+    made the cheapest way known here: each minibatch's rows copied out of
+    ``X`` in the visiting order ``order`` (SGD over shuffled samples gathers
+    them; the products above read consecutive rows in place), and the
+    decoder's rows projected to unit norm every ``normalize_every`` updates by
+    the estimator's own projection. It returns ``floor(address, X, order,
+    encoder, decoder, batch_size, step, normalize_every)``. No elementwise work
+    of the step (unit responses, residual, biases, loss) is made.
     """
     import numba
     import numpy as np
 
     from sksatae._blas import gemm
+    from sksatae._kernels import _normalize_rows
 
     if layout not in ("units", "samples"):
         raise ValueError(f"layout must be 'units' or 'samples', got {layout!r}")
+    if required and layout != "units":
+        raise ValueError("required=True makes the products in the 'units' layout only")
     by_unit = layout == "units"
+
+    @numba.njit(nogil=True)
+    def step_products(address, xb, encoder, decoder, step, zb, rb, gb):
+        if by_unit:  # as in the kernel
+            one = xb.shape[0] == 1
+            rows, weights = (xb, encoder) if one else (encoder, xb)
+            gemm(address, 1.0, rows, False, weights, True, 0.0, zb)  # Z = We Xb^T
+            gemm(address, 1.0, zb, not one, decoder, False, 0.0, rb)  # Xr = H^T Wd
+            rows, weights = (rb, decoder) if one else (decoder, rb)
+            gemm(address, 1.0, rows, False, weights, True, 0.0, gb)  # dH = Wd R^T
+            gemm(address, -step, zb, one, rb, False, 1.0, decoder)  # Wd -= step H R
+            gemm(address, -step, gb, one, xb, False, 1.0, encoder)  # We -= step dZ Xb
+        else:
+            gemm(address, 1.0, xb, False, encoder, True, 0.0, zb)  # Z = Xb We^T
+            gemm(address, 1.0, zb, False, decoder, False, 0.0, rb)  # Xr = H Wd
+            gemm(address, 1.0, rb, False, decoder, True, 0.0, gb)  # dH = R Wd^T
+            gemm(address, -step, zb, True, rb, False, 1.0, decoder)  # Wd -= step H^T R
+            gemm(address, -step, gb, True, xb, False, 1.0, encoder)  # We -= step dZ^T Xb
+
+    @numba.njit(nogil=True)
+    def unit_buffers(batch_size, n_components, dtype):
+        if by_unit and batch_size > 1:
+            return np.empty((n_components, batch_size), dtype), \
+                np.empty((n_components, batch_size), dtype)
+        return np.empty((batch_size, n_components), dtype), \
+            np.empty((batch_size, n_components), dtype)
 
     @numba.njit(nogil=True)
     def gemm_floor(address, X, encoder, decoder, batch_size, step):
         n_samples, n_features = X.shape
-        n_components, dtype = encoder.shape[0], encoder.dtype
-        rb = np.empty((batch_size, n_features), dtype)
-        if by_unit and batch_size > 1:
-            units = (n_components, batch_size)
-        else:
-            units = (batch_size, n_components)
-        zb, gb = np.empty(units, dtype), np.empty(units, dtype)
+        rb = np.empty((batch_size, n_features), encoder.dtype)
+        zb, gb = unit_buffers(batch_size, encoder.shape[0], encoder.dtype)
         for start in range(0, n_samples - batch_size + 1, batch_size):
-            xb = X[start:start + batch_size]
-            if by_unit:  # as in the kernel
-                one = batch_size == 1
-                rows, weights = (xb, encoder) if one else (encoder, xb)
-                gemm(address, 1.0, rows, False, weights, True, 0.0, zb)  # Z = We Xb^T
-                gemm(address, 1.0, zb, not one, decoder, False, 0.0, rb)  # Xr = H^T Wd
-                rows, weights = (rb, decoder) if one else (decoder, rb)
-                gemm(address, 1.0, rows, False, weights, True, 0.0, gb)  # dH = Wd R^T
-                gemm(address, -step, zb, one, rb, False, 1.0, decoder)  # Wd -= step H R
-                gemm(address, -step, gb, one, xb, False, 1.0, encoder)  # We -= step dZ Xb
-            else:
-                gemm(address, 1.0, xb, False, encoder, True, 0.0, zb)  # Z = Xb We^T
-                gemm(address, 1.0, zb, False, decoder, False, 0.0, rb)  # Xr = H Wd
-                gemm(address, 1.0, rb, False, decoder, True, 0.0, gb)  # dH = R Wd^T
-                gemm(address, -step, zb, True, rb, False, 1.0, decoder)  # Wd -= step H^T R
-                gemm(address, -step, gb, True, xb, False, 1.0, encoder)  # We -= step dZ^T Xb
+            step_products(address, X[start:start + batch_size], encoder, decoder, step,
+                          zb, rb, gb)
 
-    return gemm_floor
+    @numba.njit(nogil=True)
+    def required_floor(address, X, order, encoder, decoder, batch_size, step, normalize_every):
+        n_samples, n_features = X.shape
+        xb = np.empty((batch_size, n_features), encoder.dtype)
+        rb = np.empty((batch_size, n_features), encoder.dtype)
+        zb, gb = unit_buffers(batch_size, encoder.shape[0], encoder.dtype)
+        updates = 0
+        for start in range(0, n_samples - batch_size + 1, batch_size):
+            for i in range(batch_size):
+                source, target = X[order[start + i]], xb[i]
+                for j in range(n_features):
+                    target[j] = source[j]
+            step_products(address, xb, encoder, decoder, step, zb, rb, gb)
+            updates += 1
+            if updates % normalize_every == 0:
+                _normalize_rows(decoder)
+
+    return required_floor if required else gemm_floor
