@@ -27,6 +27,7 @@ the transpose of W^d); when weights are tied the same array is passed as both.
 
 import numpy as np
 
+from numba import types
 from numba.extending import overload
 
 from ._blas import gemm
@@ -63,9 +64,16 @@ def unit_response(activation, z):
 @overload(unit_response, inline="always")
 def _unit_response_for(activation, z):
     if len(activation) == 2:
-        def closed_form(activation, z):
+        if isinstance(z, types.Float):
+            z_type = z  # the shrink's width in z's precision: float32 stays float32
+
+            def closed_form(activation, z):
+                return _closed_form_response(activation[0], z, z_type(activation[1]))
+            return closed_form
+
+        def closed_form_promoted(activation, z):
             return _closed_form_response(activation[0], z, activation[1])
-        return closed_form
+        return closed_form_promoted
 
     def tabulated(activation, z):
         code, _, lower, step, smoothing, table, flat = activation

@@ -71,6 +71,30 @@ def test_gemm_matches_numpy(dtype, transpose_a, transpose_b):
     np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
 
 
+def test_float32_shrink_responses_are_computed_in_float32():
+    """The kernels subtract the shrink's width in float32 for float32 codes, as
+    ``Shrink.function`` does (and twice as fast as through float64), not in
+    float64 rounded back, which differs in the last bit for some inputs."""
+    z = np.random.default_rng(0).uniform(-2, 2, (40, 16)).astype(np.float32)
+    expected = get_activation("shrink", WIDTH).function(z)
+    wide = z.astype(np.float64)
+    through_float64 = np.where(np.abs(wide) > WIDTH, wide - np.sign(wide) * WIDTH, 0).astype(
+        np.float32)
+    assert expected.dtype == np.float32 and not np.array_equal(expected, through_float64)
+
+    pre = z.copy()
+    codes, penalty, penalty_grad = (np.empty_like(z) for _ in range(3))
+    _kernels._respond_all(spec("shrink"), 0.5, pre, codes, penalty, penalty_grad)
+    np.testing.assert_array_equal(codes, expected)
+    np.testing.assert_array_equal(penalty, np.abs(expected))
+
+    encoder = np.eye(16, dtype=np.float32)
+    out = np.empty_like(z)
+    _kernels.encode(gemm_address(np.float32), z, encoder, np.zeros(16, np.float32),
+                    spec("shrink"), out)
+    np.testing.assert_array_equal(out, expected)
+
+
 @pytest.mark.parametrize("activation", KERNEL_ACTIVATIONS, ids=str)
 @pytest.mark.parametrize("tied", [False, True])
 def test_full_batch_step_follows_finite_difference_gradient(activation, tied):
