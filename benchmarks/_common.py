@@ -136,6 +136,15 @@ def mkl_gemm_addresses():
             np.dtype(np.float64): ctypes.cast(library.dgemm, ctypes.c_void_p).value}
 
 
+SAMPLES_PER_PROJECTION = 10
+"""The estimator's default: the decoder is re-projected every 10 samples."""
+
+
+def updates_per_projection(batch_size):
+    """Updates between re-projections, as the estimator counts them."""
+    return max(1, round(SAMPLES_PER_PROJECTION / batch_size))
+
+
 def compiled_gemm_floor(layout="units", required=False):
     """A compiled loop of the five GEMMs of one SGD step per minibatch, and nothing else.
 

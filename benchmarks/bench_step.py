@@ -20,8 +20,9 @@ visited in a random order, and prints each as a share of the products' time:
 The whole kernel's epoch is timed too: "kernel/products" is the distance the
 training benchmark reports as ours/floor, without ``partial_fit``'s own work.
 Each piece runs on buffers that stay in cache between its calls, where in a
-step the products pass in between: the sum of the pieces can fall short of
-the kernel's distance. Gather and re-projection are the two pieces that the
+step the products pass in between, and a piece's waits for memory can
+overlap the work around it there: the sum of the pieces differs from the
+kernel's distance. Gather and re-projection are the two pieces that the
 ``required`` floor of the training benchmark adds to the products.
 
 Usage::
@@ -31,6 +32,7 @@ Usage::
 """
 
 import argparse
+import time
 
 from _common import scrub_blas_environment
 
@@ -41,7 +43,8 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from _common import (  # noqa: E402
-    compiled_gemm_floor, environment_report, markdown_table, print_environment)
+    compiled_gemm_floor, environment_report, markdown_table, print_environment,
+    updates_per_projection)
 from sksatae import _kernels  # noqa: E402
 from sksatae._blas import gemm_address  # noqa: E402
 from sksatae.activations import Shrink  # noqa: E402
@@ -49,7 +52,6 @@ from sksatae.activations import Shrink  # noqa: E402
 SHAPES = ((144, 100), (784, 300), (3072, 300))
 BATCHES = (16, 128)
 ALPHA = 0.1
-SAMPLES_PER_PROJECTION = 10
 PIECES = ("gather", "responses", "residual", "hidden gradient", "re-projection")
 
 
@@ -104,8 +106,6 @@ def projection_loop(steps, every, decoder):
 
 
 def best_seconds(function, repeats):
-    import time
-
     best = float("inf")
     for _ in range(repeats):
         start = time.process_time()
@@ -146,7 +146,7 @@ def bench_configuration(n_features, n_components, batch_size, dtype, args, rng, 
     _kernels._respond_all(activation, ALPHA, pre, codes, penalty, penalty_grad)
     residual[:] = codes.T @ decoder
     grad[:] = decoder @ residual.T
-    every = max(1, round(SAMPLES_PER_PROJECTION / batch_size))
+    every = updates_per_projection(batch_size)
     learning_rate = 1e-4
 
     def kernel():

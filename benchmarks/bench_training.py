@@ -66,13 +66,6 @@ SHAPES = [(144, 100), (784, 300), (3072, 300)]
 
 ALPHA = 0.1
 SHRINK_WIDTH = 0.1
-SAMPLES_PER_PROJECTION = 10
-"""The estimator's default: the decoder is re-projected every 10 samples."""
-
-
-def updates_per_projection(batch_size):
-    """Updates between re-projections, as the estimator counts them."""
-    return max(1, round(SAMPLES_PER_PROJECTION / batch_size))
 
 METHODS = ["ours", "floor", "required", "floor_py", "unprojected", "unshuffled", "torch",
            "torch_manual", "mlp"]
@@ -160,7 +153,7 @@ class RequiredFloor(GemmFloor):
     def __init__(self, X, n_components, batch_size):
         if RequiredFloor._compiled_required is None:
             RequiredFloor._compiled_required = _common.compiled_gemm_floor(required=True)
-        self.normalize_every = updates_per_projection(batch_size)
+        self.normalize_every = _common.updates_per_projection(batch_size)
         self.rng = np.random.default_rng(0)
         super().__init__(X, n_components, batch_size)
 
@@ -250,7 +243,7 @@ class TorchAutograd:
             loss.backward()
             optimizer.step()
             total += loss.detach()
-            if update % updates_per_projection(self.batch_size) == 0:
+            if update % _common.updates_per_projection(self.batch_size) == 0:
                 with torch.no_grad():
                     weight = module.decoder.weight  # (n_features, n_components)
                     weight /= weight.norm(dim=0, keepdim=True)
@@ -312,7 +305,7 @@ class TorchManual:
             grad_hidden.mul_(sign.abs()).add_(sign, alpha=ALPHA)
             encoder.addmm_(grad_hidden.t(), xb, alpha=-step)
             encoder_bias.sub_(grad_hidden.sum(dim=0), alpha=step)
-            if update % updates_per_projection(self.batch_size) == 0:
+            if update % _common.updates_per_projection(self.batch_size) == 0:
                 decoder /= decoder.norm(dim=0, keepdim=True)
         return float(total)
 
