@@ -64,16 +64,12 @@ def unit_response(activation, z):
 @overload(unit_response, inline="always")
 def _unit_response_for(activation, z):
     if len(activation) == 2:
-        if isinstance(z, types.Float):
-            z_type = z  # the shrink's width in z's precision: float32 stays float32
+        # The shrink's width in z's precision: float32 stays float32.
+        precision = z if isinstance(z, types.Float) else types.float64
 
-            def closed_form(activation, z):
-                return _closed_form_response(activation[0], z, z_type(activation[1]))
-            return closed_form
-
-        def closed_form_promoted(activation, z):
-            return _closed_form_response(activation[0], z, activation[1])
-        return closed_form_promoted
+        def closed_form(activation, z):
+            return _closed_form_response(activation[0], z, precision(activation[1]))
+        return closed_form
 
     def tabulated(activation, z):
         code, _, lower, step, smoothing, table, flat = activation
