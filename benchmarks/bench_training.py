@@ -558,19 +558,17 @@ def main(argv=None):
     for row in results:
         ours = row["ours"][0]
 
-        def slower(name):
-            return row[name][0] / ours if name in row else None
-
         rows.append([
             row["n_features"], row["n_components"], row["batch_size"], row["dtype"],
             row["threads"], row["clock"], fmt_rate(ours), fmt_rate(row["floor"][0]),
             *(fmt_ratio(time_ratio(row, name, reference)) for name, reference in (
                 ("ours", "floor"), ("required", "floor"), ("ours", "floor_py"),
                 ("unprojected", "floor"), ("unshuffled", "floor"))),
-            fmt_ratio(slower("torch")),
+            fmt_ratio(time_ratio(row, "torch", "ours")),
             fmt_ratio(time_ratio(row, "torch", "floor")),
             fmt_ratio(time_ratio(row, "torch", "required")),
-            fmt_ratio(slower("torch_manual")), fmt_ratio(slower("mlp")),
+            fmt_ratio(time_ratio(row, "torch_manual", "ours")),
+            fmt_ratio(time_ratio(row, "mlp", "ours")),
         ])
     print("\n## Samples per second and time ratios (best of the repeats)\n")
     print(_common.markdown_table(header, rows))
@@ -628,19 +626,15 @@ def check_targets(results, has_torch, thread_rows):
         line = (f"- {name}: {'HELD' if held else 'NOT HELD'} "
                 f"(worst {worst:.2f} at {worst_row}; target "
                 f"{'>=' if higher_is_better else '<='} {limit:g})")
-        if ceilings and not held:
-            unreachable = sorted(row for ceiling, row in ceilings.items() if ceiling < limit)
-            line += (f"; out of reach of a kernel at the floor of the five products "
-                     f"(PyTorch/floor below the target) at {len(unreachable)} of "
-                     f"{len(ceilings)}: {', '.join(unreachable)}"
-                     if unreachable else "; within reach of a kernel at the floor everywhere")
-        if required_ceilings and not held:
-            unreachable = sorted(row for ceiling, row in required_ceilings.items()
-                                 if ceiling < limit)
-            line += (f"; out of reach of any implementation that makes the products, the "
-                     f"shuffled gather and the re-projection (PyTorch/required below the "
-                     f"target) at {len(unreachable)} of {len(required_ceilings)}"
-                     + (f": {', '.join(unreachable)}" if unreachable else ""))
+        for bounds, reference, who in (
+                (ceilings, "floor", "a kernel at the floor of the five products"),
+                (required_ceilings, "required", "any implementation that makes the products, "
+                 "the shuffled gather and the re-projection")):
+            if bounds and not held:
+                unreachable = sorted(row for ceiling, row in bounds.items() if ceiling < limit)
+                line += (f"; out of reach of {who} (PyTorch/{reference} below the target) at "
+                         f"{len(unreachable)} of {len(bounds)}: {', '.join(unreachable)}"
+                         if unreachable else f"; within reach of {who} everywhere")
         lines.append(line)
 
     def key(row):
