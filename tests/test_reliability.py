@@ -147,7 +147,11 @@ def test_timed_threads_run_both_counts_and_agree_to_rounding(dtype):
     model, got = _threaded_fit(X, 2, "timed")
     if (os.cpu_count() or 1) > 1:  # epochs ran on each count
         assert {"1", "2"} <= set(model._thread_timings)
-    tolerance = 1e-4 if dtype == np.float32 else 1e-10
+    # In float32 a change in the last bits can tip a unit of one sample over the shrink's
+    # threshold, and SGD carries that on: with OpenBLAS's Haswell kernels the codes then
+    # differ by up to 2.5e-4 (as after changing alpha by one part in 1e7), the weights by
+    # 5e-8. One epoch fewer moves the weights by 1.7e-3 and the codes by 3e-2.
+    tolerance = 1e-3 if dtype == np.float32 else 1e-10
     for first, second in zip(expected, got):
         np.testing.assert_allclose(first, second, rtol=tolerance, atol=tolerance)
 
