@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels
-from ._blas import gemm_address
+from ._blas import gemm_address, warm_up_work_buffer
 from ._threads import ThreadChoice
 from ._progress import TrainingProgress
 from .activations import (ACTIVATIONS, Activation, RectifiedLinear, SaturatedLinear, Shrink,
@@ -513,6 +513,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         single_sample = self.batch_size == 1
         threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings,
                                calls_blas=not single_sample)
+        if not single_sample:
+            with threads.limit(1):
+                warm_up_work_buffer(address, dtype)
         try:
             for stage_index, stage_alpha in enumerate(stages):
                 # None: the fitted model itself, rebuilt on a restart.

@@ -11,6 +11,7 @@ through ``ctypes`` with the same arguments, so ``gemm`` behaves identically.
 """
 
 import ctypes
+import threading
 
 import numba
 import numpy as np
@@ -118,3 +119,40 @@ def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
         a.ctypes.data, max(a.strides[0] // item, a.shape[1], 1),
         c.dtype.type(beta), c.ctypes.data, max(c.strides[0] // item, c.shape[1], 1),
     )
+
+
+WARM_UP_SHAPE = (1024, 1024, 64)
+"""``(m, k, n)`` of the product that ``warm_up_work_buffer`` makes: an ``m x k``
+operand fills a whole packed block of OpenBLAS's buffer for the usual block
+sizes (a 400 x 144 one sufficed here; 4 to 6 ms once, single-threaded)."""
+
+_warmed = threading.local()
+
+
+def warm_up_work_buffer(address, dtype):
+    """Make one product of zeros through ``address``, once per thread and routine.
+
+    OpenBLAS packs the operands of a product into a work buffer, lent to the
+    call from a pool that lasts as long as the process, and maps its pages
+    only when it first writes them. In a fresh process, small products ran
+    at up to 2.5 times the time they take once one larger product has
+    written more of the buffer (``sgemm`` of 128 x 144 by 144 x 100: 305 us
+    against 115 to 130 us, OpenBLAS 0.3.30 on AMD EPYC), and the time went
+    to a prefetch instruction of the kernel (``perf``): its prefetches run
+    ahead of the packed data into pages never written. A whole epoch took
+    up to twice its time at one thread (float32, 144 features, 100 units,
+    batch 128; ``benchmarks/bench_startup.py --work-buffer``). Concurrent
+    calls borrow different buffers: one product per thread that trains
+    covers the buffers its calls borrow. Run it at one thread: at two, the
+    epochs measured the same either way.
+    """
+    done = _warmed.__dict__.setdefault("routines", set())
+    if address in done:
+        return
+    dtype = np.dtype(dtype)
+    m, k, n = WARM_UP_SHAPE
+    # Zeros from calloc: the pages read stay unmapped (the shared zero page).
+    a, b, c = np.zeros(m * k, dtype), np.zeros(k * n, dtype), np.empty(m * n, dtype)
+    _fortran_gemm_through_ctypes(address, _NO, _NO, m, n, k, dtype.type(1.0), a.ctypes.data, m,
+                                 b.ctypes.data, k, dtype.type(0.0), c.ctypes.data, m)
+    done.add(address)

@@ -1,10 +1,12 @@
 """Compiled kernels against plain NumPy references and finite differences."""
 
+import threading
+
 import numpy as np
 import pytest
 
-from sksatae import _kernels
-from sksatae._blas import gemm, gemm_address
+from sksatae import _blas, _kernels
+from sksatae._blas import WARM_UP_SHAPE, gemm, gemm_address, warm_up_work_buffer
 from sksatae.activations import (
     ACTIVATIONS,
     TabulatedActivation,
@@ -69,6 +71,30 @@ def test_gemm_matches_numpy(dtype, transpose_a, transpose_b):
     gemm(gemm_address(dtype), -2.0, a, transpose_a, b, transpose_b, 0.5, c[:m])
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
+
+
+def test_work_buffer_warm_up_makes_one_valid_product_per_thread_and_routine(monkeypatch):
+    calls, real = [], _blas._fortran_gemm_through_ctypes
+
+    def recording(*args):
+        calls.append(args)
+        real(*args)
+
+    monkeypatch.setattr(_blas, "_fortran_gemm_through_ctypes", recording)
+
+    def train_both_dtypes():
+        for dtype in (np.float32, np.float32, np.float64, np.float64):
+            warm_up_work_buffer(gemm_address(dtype), dtype)
+
+    for _ in range(2):  # each a thread of its own
+        thread = threading.Thread(target=train_both_dtypes)
+        thread.start()
+        thread.join()
+    assert [call[0] for call in calls] == [gemm_address(np.float32), gemm_address(np.float64)] * 2
+    m, k, n = WARM_UP_SHAPE
+    for _, transa, transb, mm, nn, kk, alpha, _, lda, _, ldb, beta, _, ldc in calls:
+        assert (chr(transa), chr(transb), mm, nn, kk) == ("N", "N", m, n, k)
+        assert lda >= m and ldb >= k and ldc >= m
 
 
 def test_float32_shrink_responses_are_computed_in_float32():

@@ -156,6 +156,23 @@ def test_timed_threads_run_both_counts_and_agree_to_rounding(dtype):
         np.testing.assert_allclose(first, second, rtol=tolerance, atol=tolerance)
 
 
+def test_minibatch_fits_warm_the_blas_work_buffer_at_one_thread(monkeypatch):
+    seen = []
+
+    def recording(address, dtype):
+        threads = min(info["num_threads"] for info in threadpool_info()
+                      if info["user_api"] == "blas")
+        seen.append((address, np.dtype(dtype), threads))
+
+    monkeypatch.setattr(sksatae._autoencoder, "warm_up_work_buffer", recording)
+    X = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32)
+    for batch_size in (8, 1):
+        SaturatingAutoEncoder(3, alpha=0.1, alpha_step=None, max_iter=2, batch_size=batch_size,
+                              n_threads=2, random_state=0).fit(X)
+    # Once per fit at batch 8, at one thread; none at batch 1 (no BLAS in its epochs).
+    assert seen == [(gemm_address(np.float32), np.dtype(np.float32), 1)]
+
+
 def _cpu_of_other_threads(action, settle=0.3):
     """CPU seconds spent by threads other than this one during ``action()`` and
     the ``settle`` seconds after it."""
