@@ -104,6 +104,24 @@ def measure(function):
     return time.perf_counter() - wall_start, time.process_time() - cpu_start
 
 
+def settle_other_threads(timeout=1.0, interval=0.02):
+    """Wait, at most ``timeout`` seconds, until the process's other threads use no CPU.
+
+    OpenBLAS's workers spin for a while after a threaded product. Counted in
+    the process's CPU time of a single-threaded run that follows, they made
+    the first method timed after a two-thread block look up to twice as slow
+    (``bench_training.py --threads 1 2``, 144 features, batch 128). Returns
+    whether they came to rest.
+    """
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        others = time.process_time() - time.thread_time()
+        time.sleep(interval)
+        if time.process_time() - time.thread_time() - others < 0.1 * interval:
+            return True
+    return False
+
+
 def write_json(path, environment, results):
     """Write the raw results of a benchmark next to its environment report."""
     import json

@@ -39,7 +39,9 @@ package) instead of SciPy's, so that ours and PyTorch run on one library:
 it tells the library's share of the ratios from the kernels'.
 
 Clocks: with one thread the process's CPU time is used (on a shared machine it
-excludes time spent waiting for a core, so it is the cost of the work); with
+excludes time spent waiting for a core, so it is the cost of the work), each
+run starting once no other thread of the process uses the CPU (a BLAS worker
+still spinning after a run with more threads would be counted with it); with
 more threads, wall-clock time. ``--clock`` overrides this.
 """
 
@@ -434,6 +436,8 @@ def bench_configuration(n_features, n_components, batch_size, dtype, threads, ar
                 set_torch_threads(n_threads)
                 for name, method in methods.items():
                     method.prepare(sizes[name])
+                    if n_threads == 1:
+                        _common.settle_other_threads()
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # MLP's ConvergenceWarning
                         wall, cpu = _common.measure(method.run)
