@@ -60,7 +60,7 @@ import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from sksatae import SaturatingAutoEncoder  # noqa: E402
-from sksatae._blas import gemm_address  # noqa: E402
+from sksatae._blas import gemm_address, warm_up_work_buffer  # noqa: E402
 from sksatae._threads import ThreadChoice  # noqa: E402
 
 SHAPES = [(144, 100), (784, 300), (3072, 300)]
@@ -117,6 +117,11 @@ class GemmFloor:
         rng = np.random.default_rng(0)
         dtype, n_features = X.dtype, X.shape[1]
         self.address = gemm_address(dtype)
+        # As the estimator does before its minibatch epochs (at batch 1 it calls no
+        # BLAS and does not): the floor's speed must not depend on whether an
+        # earlier configuration of the run warmed the buffer (docs/performance.md).
+        with threadpool_limits(limits=1, user_api="blas"):
+            warm_up_work_buffer(self.address, dtype)
         # A tiny nonzero step keeps the weights at their initial scale (no
         # growth, no denormals), while BLAS still does the full update.
         self.step = 1e-7
