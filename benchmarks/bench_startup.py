@@ -14,8 +14,9 @@ child; on a shared machine the CPU time is the steadier of the two.
 
 ``--work-buffer`` measures instead what the estimator's warm-up of OpenBLAS's
 work buffer (``sksatae._blas.warm_up_work_buffer``) saves: epochs at one
-thread in fresh processes, with the warm-up and with it replaced by a no-op,
-the two kinds of process alternating.
+thread in fresh processes, then ``transform`` and ``score_samples`` of blocks
+of 1024 rows, with the warm-up and with it replaced by a no-op, the two kinds
+of process alternating.
 """
 
 import _common
@@ -80,7 +81,17 @@ with threadpool_limits(limits=1, user_api="blas"):
         cpu = time.process_time()
         model.partial_fit(X)
         best = min(best, time.process_time() - cpu)
-print(best / {n_samples})
+    inference = []
+    for method in (model.transform, model.score_samples):
+        block, fastest = X[:1024], float("inf")
+        method(block)
+        for _ in range(3):
+            cpu = time.process_time()
+            for _ in range(10):
+                method(block)
+            fastest = min(fastest, (time.process_time() - cpu) / (10 * len(block)))
+        inference.append(fastest)
+print(best / {n_samples}, *inference)
 """
 
 WORK_BUFFER_SHAPES = ((144, 100), (784, 300), (3072, 300))
@@ -112,7 +123,8 @@ def best_and_median(values):
 
 
 def bench_work_buffer(repeats):
-    """Seconds per sample of an epoch without and with the work buffer's warm-up."""
+    """Seconds per sample of an epoch, ``transform`` and ``score_samples``, without
+    and with the work buffer's warm-up."""
     rows, results = [], []
     for n_features, n_components in WORK_BUFFER_SHAPES:
         for batch_size in WORK_BUFFER_BATCHES:
@@ -126,22 +138,26 @@ def bench_work_buffer(repeats):
                         probe = WORK_BUFFER_PROBE.format(
                             warm_up=warm_up, n_samples=n_samples, n_features=n_features,
                             n_components=n_components, batch_size=batch_size, dtype=dtype)
-                        runs[warm_up].append(run_child(probe, child_environment())[0])
-                fresh, warmed = min(runs[False]), min(runs[True])
+                        runs[warm_up].append(run_child(probe, child_environment()))
+                # Columns: epoch, transform, score_samples (seconds per sample).
+                fresh = [min(run[i] for run in runs[False]) for i in range(3)]
+                warmed = [min(run[i] for run in runs[True]) for i in range(3)]
                 results.append({"n_features": n_features, "n_components": n_components,
                                 "batch_size": batch_size, "dtype": dtype,
                                 "seconds_per_sample": {"fresh": runs[False],
                                                        "warmed": runs[True]}})
+                ratios = [f"{f / w:.2f}" for f, w in zip(fresh, warmed)]
                 rows.append([n_features, n_components, batch_size, dtype,
-                             f"{1e-3 / fresh:.1f}k", f"{1e-3 / warmed:.1f}k",
-                             f"{fresh / warmed:.2f}"])
+                             f"{1e-3 / fresh[0]:.1f}k", f"{1e-3 / warmed[0]:.1f}k", *ratios])
                 print(f"  d={n_features} h={n_components} batch={batch_size} {dtype}: "
-                      f"fresh/warmed {fresh / warmed:.2f}", flush=True)
-    print("\n## An epoch at one thread in a fresh process, with OpenBLAS's work buffer "
-          "fresh or warmed (CPU time, best of the processes)\n")
+                      f"fresh/warmed {', '.join(ratios)}", flush=True)
+    print("\n## One thread in a fresh process, with OpenBLAS's work buffer fresh or warmed "
+          "(CPU time, best of the processes)\n")
+    print("Epoch samples/s, then time ratios fresh/warmed of the epoch, and of transform "
+          "and score_samples on blocks of 1024 rows.\n")
     print(_common.markdown_table(
-        ["d", "h", "batch", "dtype", "samples/s, buffer fresh", "samples/s, warmed",
-         "fresh/warmed (time)"], rows))
+        ["d", "h", "batch", "dtype", "epoch samples/s, buffer fresh", "warmed",
+         "epoch fresh/warmed", "transform fresh/warmed", "score_samples fresh/warmed"], rows))
     return results
 
 

@@ -513,9 +513,6 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         single_sample = self.batch_size == 1
         threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings,
                                calls_blas=not single_sample)
-        if not single_sample:
-            with threads.limit(1):
-                warm_up_work_buffer(address, dtype)
         try:
             for stage_index, stage_alpha in enumerate(stages):
                 # None: the fitted model itself, rebuilt on a restart.
@@ -529,6 +526,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     encoder, encoder_bias, decoder, decoder_bias = params
                     n_threads = threads.next_epoch(X.shape[0])
                     with threads.limit(n_threads):
+                        if not single_sample:
+                            warm_up_work_buffer(address, dtype)
                         started = time.perf_counter()
                         common = (X, order, shift_x, encoder, encoder_bias, decoder,
                                   decoder_bias, kernel_activation, float(stage_alpha),
@@ -691,8 +690,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         encoder, encoder_bias, _, _ = self._weights_as(X.dtype)
         activation = self._activation()
         out = np.empty((X.shape[0], encoder.shape[0]), dtype=X.dtype)
-        _kernels.encode(gemm_address(X.dtype), X, encoder, encoder_bias,
-                        activation.kernel_spec(), out)
+        address = gemm_address(X.dtype)
+        warm_up_work_buffer(address, X.dtype)
+        _kernels.encode(address, X, encoder, encoder_bias, activation.kernel_spec(), out)
         # |z| <= max|W^e| sum|X| + max|b^e|, and the closed forms give |f(z)| <= max(|z|, 1):
         # when that bound is far below overflow, the pass over the codes is not needed.
         bound = (float(np.max(np.abs(encoder), initial=0.0)) * float(input_size)
@@ -740,8 +740,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """
         X, _ = self._check_input(X)
         out = np.empty(X.shape[0], dtype=X.dtype)
-        _kernels.energy(gemm_address(X.dtype), X, *self._weights_as(X.dtype),
-                        self._activation().kernel_spec(), out)
+        address = gemm_address(X.dtype)
+        warm_up_work_buffer(address, X.dtype)
+        _kernels.energy(address, X, *self._weights_as(X.dtype), self._activation().kernel_spec(),
+                        out)
         return self._checked_output(out, "energies")
 
     def score_samples(self, X):

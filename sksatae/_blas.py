@@ -141,10 +141,14 @@ def warm_up_work_buffer(address, dtype):
     to a prefetch instruction of the kernel (``perf``): its prefetches run
     ahead of the packed data into pages never written. A whole epoch took
     up to twice its time at one thread (float32, 144 features, 100 units,
-    batch 128; ``benchmarks/bench_startup.py --work-buffer``). Concurrent
-    calls borrow different buffers: one product per thread that trains
-    covers the buffers its calls borrow. Run it at one thread: at two, the
-    epochs measured the same either way.
+    batch 128; ``benchmarks/bench_startup.py --work-buffer``), and
+    ``transform`` after small products only up to 2.7 times (float32, blocks
+    of 1024 rows; the same benchmark). Concurrent calls borrow
+    different buffers: one product per thread that calls the kernels covers
+    the buffers its calls borrow. The product runs under the thread limit in
+    force, which callers set for their own products: changing it here would
+    change it for products running in other threads at that moment, and
+    with it the last bits of their sums.
     """
     done = _warmed.__dict__.setdefault("routines", set())
     if address in done:

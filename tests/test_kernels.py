@@ -4,6 +4,7 @@ import threading
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 from sksatae import _blas, _kernels
 from sksatae._blas import WARM_UP_SHAPE, gemm, gemm_address, warm_up_work_buffer
@@ -74,10 +75,12 @@ def test_gemm_matches_numpy(dtype, transpose_a, transpose_b):
 
 
 def test_work_buffer_warm_up_makes_one_valid_product_per_thread_and_routine(monkeypatch):
-    calls, real = [], _blas._fortran_gemm_through_ctypes
+    calls, threads, real = [], [], _blas._fortran_gemm_through_ctypes
 
     def recording(*args):
         calls.append(args)
+        threads.append(max(info["num_threads"] for info in threadpool_info()
+                           if info["user_api"] == "blas"))
         real(*args)
 
     monkeypatch.setattr(_blas, "_fortran_gemm_through_ctypes", recording)
@@ -91,6 +94,9 @@ def test_work_buffer_warm_up_makes_one_valid_product_per_thread_and_routine(monk
         thread.start()
         thread.join()
     assert [call[0] for call in calls] == [gemm_address(np.float32), gemm_address(np.float64)] * 2
+    # Under the limit in force: changing it would change other threads' products.
+    assert threads == [max(info["num_threads"] for info in threadpool_info()
+                           if info["user_api"] == "blas")] * 4
     m, k, n = WARM_UP_SHAPE
     for _, transa, transb, mm, nn, kk, alpha, _, lda, _, ldb, beta, _, ldc in calls:
         assert (chr(transa), chr(transb), mm, nn, kk) == ("N", "N", m, n, k)

@@ -156,21 +156,34 @@ def test_timed_threads_run_both_counts_and_agree_to_rounding(dtype):
         np.testing.assert_allclose(first, second, rtol=tolerance, atol=tolerance)
 
 
-def test_minibatch_fits_warm_the_blas_work_buffer_at_one_thread(monkeypatch):
-    seen = []
-
-    def recording(address, dtype):
-        threads = min(info["num_threads"] for info in threadpool_info()
-                      if info["user_api"] == "blas")
-        seen.append((address, np.dtype(dtype), threads))
-
-    monkeypatch.setattr(sksatae._autoencoder, "warm_up_work_buffer", recording)
+def test_blas_work_buffer_is_warmed_before_the_first_product_of_each_thread(monkeypatch):
+    calls = []
+    monkeypatch.setattr(sksatae._blas, "_fortran_gemm_through_ctypes",
+                        lambda *args: calls.append(args[0]))
     X = np.random.default_rng(0).standard_normal((40, 6)).astype(np.float32)
-    for batch_size in (8, 1):
-        SaturatingAutoEncoder(3, alpha=0.1, alpha_step=None, max_iter=2, batch_size=batch_size,
-                              n_threads=2, random_state=0).fit(X)
-    # Once per fit at batch 8, at one thread; none at batch 1 (no BLAS in its epochs).
-    assert seen == [(gemm_address(np.float32), np.dtype(np.float32), 1)]
+    fitted = SaturatingAutoEncoder(3, alpha=0.1, alpha_step=None, max_iter=1,
+                                   random_state=0).fit(X)
+
+    def in_a_new_thread(action):
+        calls.clear()
+        thread = threading.Thread(target=action)
+        thread.start()
+        thread.join()
+        return list(calls)
+
+    address32, address64 = gemm_address(np.float32), gemm_address(np.float64)
+
+    def fit_then_infer():
+        model = SaturatingAutoEncoder(3, alpha=0.1, alpha_step=None, max_iter=2, batch_size=8,
+                                      random_state=0).fit(X)
+        model.transform(X), model.score_samples(X), model.transform(X.astype(np.float64))
+
+    assert in_a_new_thread(fit_then_infer) == [address32, address64]
+    # Plain SGD calls no BLAS: no warm-up until the first product.
+    assert in_a_new_thread(lambda: SaturatingAutoEncoder(
+        3, alpha=0.1, alpha_step=None, max_iter=2, batch_size=1, random_state=0).fit(X)) == []
+    assert in_a_new_thread(lambda: fitted.score_samples(X)) == [address32]
+    assert in_a_new_thread(lambda: fitted.energy(X.astype(np.float64))) == [address64]
 
 
 def _cpu_of_other_threads(action, settle=0.3):
