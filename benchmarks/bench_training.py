@@ -120,8 +120,7 @@ class GemmFloor:
         # As the estimator does before its minibatch epochs (at batch 1 it calls no
         # BLAS and does not): the floor's speed must not depend on whether an
         # earlier configuration of the run warmed the buffer (docs/performance.md).
-        with threadpool_limits(limits=1, user_api="blas"):
-            warm_up_work_buffer(self.address, dtype)
+        warm_up_work_buffer(self.address, dtype)
         # A tiny nonzero step keeps the weights at their initial scale (no
         # growth, no denormals), while BLAS still does the full update.
         self.step = 1e-7
