@@ -138,8 +138,8 @@ def warm_up_work_buffer(address, dtype):
     at up to 2.5 times the time they take once one larger product has
     written more of the buffer (``sgemm`` of 128 x 144 by 144 x 100: 305 us
     against 115 to 130 us, OpenBLAS 0.3.30 on AMD EPYC), and the time went
-    to a prefetch instruction of the kernel (``perf``): its prefetches run
-    ahead of the packed data into pages never written. A whole epoch took
+    to two prefetches of the kernel (``perf``), which run ahead of the
+    packed data into pages never written. A whole epoch took
     up to twice its time at one thread (float32, 144 features, 100 units,
     batch 128; ``benchmarks/bench_startup.py --work-buffer``), and
     ``transform`` after small products only up to 2.7 times (float32, blocks
