@@ -150,8 +150,9 @@ def warm_up_work_buffer(address, dtype):
     change it for products running in other threads at that moment, and
     with it the last bits of their sums.
     """
-    done = _warmed.__dict__.setdefault("routines", set())
-    if address in done:
+    if not hasattr(_warmed, "routines"):
+        _warmed.routines = set()
+    if address in _warmed.routines:
         return
     dtype = np.dtype(dtype)
     m, k, n = WARM_UP_SHAPE
@@ -159,4 +160,4 @@ def warm_up_work_buffer(address, dtype):
     a, b, c = np.zeros(m * k, dtype), np.zeros(k * n, dtype), np.empty(m * n, dtype)
     _fortran_gemm_through_ctypes(address, _NO, _NO, m, n, k, dtype.type(1.0), a.ctypes.data, m,
                                  b.ctypes.data, k, dtype.type(0.0), c.ctypes.data, m)
-    done.add(address)
+    _warmed.routines.add(address)
