@@ -149,10 +149,13 @@ def bench_configuration(n_features, n_components, batch_size, dtype, args, rng, 
     every = updates_per_projection(batch_size)
     learning_rate = 1e-4
 
+    workspace = _kernels.epoch_workspace(n_samples, n_features, n_components, batch_size,
+                                         dtype)
+
     def kernel():
         outcome = _kernels.sgd_epoch(
             address, X, order, shift, encoder, encoder_bias, decoder, decoder_bias,
-            activation, ALPHA, learning_rate, batch_size, every, 0, False)
+            activation, ALPHA, learning_rate, every, 0, False, workspace)
         if outcome[2] != n_samples or not outcome[4]:
             raise RuntimeError("the kernel's epoch stopped early")
 

@@ -513,6 +513,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         single_sample = self.batch_size == 1
         threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings,
                                calls_blas=not single_sample)
+        workspace = None if single_sample else _kernels.epoch_workspace(
+            *X.shape, len(params[0]), batch_size, dtype)
         try:
             for stage_index, stage_alpha in enumerate(stages):
                 # None: the fitted model itself, rebuilt on a restart.
@@ -537,8 +539,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                                 *common, normalize_every, update_count, baseline is None)
                         else:
                             outcome = _kernels.sgd_epoch(
-                                address, *common, batch_size, normalize_every, update_count,
-                                baseline is None)
+                                address, *common, normalize_every, update_count,
+                                baseline is None, workspace)
                         loss_sum, square_sum, n_seen, update_count, finite = outcome
                         threads.record(n_threads, time.perf_counter() - started, n_seen)
                     loss = loss_sum / n_seen
@@ -742,8 +744,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         out = np.empty(X.shape[0], dtype=X.dtype)
         address = gemm_address(X.dtype)
         warm_up_work_buffer(address, X.dtype)
-        _kernels.energy(address, X, *self._weights_as(X.dtype), self._activation().kernel_spec(),
-                        out)
+        weights = self._weights_as(X.dtype)
+        workspace = _kernels.energy_workspace(*X.shape, len(weights[0]), X.dtype)
+        _kernels.energy(address, X, *weights, self._activation().kernel_spec(), out, workspace)
         return self._checked_output(out, "energies")
 
     def score_samples(self, X):

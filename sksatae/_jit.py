@@ -2,6 +2,8 @@
 
 Kernels are compiled lazily, on first call, in nopython mode without fastmath
 unless a kernel asks for named flags (``jit(fastmath=...)``).
+Helpers that only compiled code calls are ``subroutine``s: compiled into
+each caller, with no entry point, machine code or cache entry of their own.
 Compiled code is cached on disk unless ``SKSATAE_NUMBA_CACHE=0``. When no
 cache location is writable (a read-only install with no writable user cache
 directory), numba refuses ``cache=True`` at decoration time; we then compile
@@ -16,6 +18,7 @@ import os
 import warnings
 
 import numba
+from numba.extending import register_jitable
 
 CACHE_ENV_VAR = "SKSATAE_NUMBA_CACHE"
 _warned = []
@@ -50,3 +53,18 @@ def jit(function=None, *, fastmath=False):
                     stacklevel=2,
                 )
     return numba.jit(cache=False, **options)(function)
+
+
+def subroutine(function=None, *, fastmath=False):
+    """Compile ``function`` only as part of the compiled functions that call it.
+
+    For the kernels' helpers. A ``jit`` function is compiled into a library
+    of its own, with a wrapper that converts Python arguments, machine code
+    and a cache entry; its callers then link its code in and optimise it
+    again. A helper that only compiled code calls needs none of those: its
+    code lives in its callers' libraries and cache entries. Called from
+    Python, ``function`` runs uncompiled.
+    """
+    if function is None:
+        return lambda function: subroutine(function, fastmath=fastmath)
+    return register_jitable(nogil=True, fastmath=fastmath, error_model="numpy")(function)

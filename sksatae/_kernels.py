@@ -31,7 +31,7 @@ from numba import types
 from numba.extending import overload
 
 from ._blas import gemm
-from ._jit import jit
+from ._jit import jit, subroutine
 
 SHRINK, RELU, SATLINEAR, TABULATED_DISTANCE, TABULATED_VARIATION = 0, 1, 2, 3, 4
 F, F_SLOPE, M_PLUS, M_PLUS_SLOPE, M_MINUS, M_MINUS_SLOPE = 0, 1, 2, 3, 4, 5
@@ -77,7 +77,7 @@ def _unit_response_for(activation, z):
     return tabulated
 
 
-@jit
+@subroutine
 def _closed_form_response(code, z, width):
     if code == SHRINK:
         if z > width:
@@ -219,7 +219,7 @@ def _tabulated_response(code, lower, step, smoothing, table, flat, z):
     return f, df, plus, 0.0
 
 
-@jit(fastmath={"reassoc", "arcp"})
+@subroutine(fastmath={"reassoc", "arcp"})
 def _normalize_rows(weights):
     # Runs after every update at batch sizes >= 10. Summing in the weights' own
     # dtype, in any order, and scaling by an approximate reciprocal let both
@@ -248,7 +248,7 @@ def _normalize_rows(weights):
 # gathers (16% of a float32 epoch at 144 features, batch 128).
 
 
-@jit
+@subroutine
 def _load_batch(X, rows, shift, encoder_bias, out, pre, measure_squares, square_sum):
     """``out[i] = X[rows[i]] - shift``; every unit's entries of ``pre`` set to
     its bias, which the encoder's product then adds to (``beta = 1``); and,
@@ -292,7 +292,7 @@ def _respond_all(activation, alpha, pre, codes, penalty, penalty_grad):
         dfc_out[index] = alpha * dfc
 
 
-@jit(fastmath={"reassoc"})
+@subroutine(fastmath={"reassoc"})
 def _hidden_gradient(grad, slope, penalty_grad, one_sample, unit_grad):
     """``grad = grad * slope + penalty_grad``, elementwise, and each unit's sum
     over the samples into ``unit_grad``, summed in any order so that it
@@ -314,7 +314,7 @@ def _hidden_gradient(grad, slope, penalty_grad, one_sample, unit_grad):
         unit_grad[k] = total
 
 
-@jit(fastmath={"reassoc"})
+@subroutine(fastmath={"reassoc"})
 def _residual(reconstruction, decoder_bias, rows, penalty, square_sum, residual_sum):
     """``reconstruction += decoder_bias - rows`` in place: the residual, whose
     per-feature sums go to ``residual_sum``. Returns, in float64, the summed
@@ -339,11 +339,32 @@ def _residual(reconstruction, decoder_bias, rows, penalty, square_sum, residual_
     return total, penalty_sum
 
 
+def epoch_workspace(n_samples, n_features, n_components, batch_size, dtype):
+    """The buffers ``sgd_epoch`` works in, for ``n_samples`` rows at ``batch_size``.
+
+    Allocated here rather than in the kernel: each allocation site compiles
+    numba's ``np.empty``, 0.4 s of a cold first fit in all. Per-unit buffers
+    (z, f(z), f_c(z), alpha f_c'(z), dL/dh) come in one stack for a full batch
+    and one for a last, shorter batch.
+    """
+    size = min(batch_size, n_samples)
+    tail = n_samples % size or size
+
+    def units(rows):
+        return np.empty((5, 1, n_components) if rows == 1 else (5, n_components, rows), dtype)
+
+    return (np.empty((2, size, n_features), dtype),  # the batch, then its residual
+            np.empty(n_features, dtype),  # per-feature sums of the residual
+            np.empty((2, n_features), np.float64),  # ...of its squares, and of the data's
+            np.empty(n_components, dtype),  # per-unit sums of dL/dz
+            units(size), units(tail))
+
+
 @jit
 def sgd_epoch(
     blas_gemm, X, order, shift, encoder, encoder_bias, decoder, decoder_bias,
-    activation, alpha, learning_rate, batch_size, normalize_every, update_count,
-    measure_squares,
+    activation, alpha, learning_rate, normalize_every, update_count, measure_squares,
+    workspace,
 ):
     """Run one epoch of minibatch SGD on Eq. 2, in place on the parameters.
 
@@ -351,6 +372,8 @@ def sgd_epoch(
     Each step minimises the minibatch mean of
     ``1/2 ||x - G(x)||^2 + alpha * sum_i f_c(z_i)``. Every ``normalize_every``
     updates (0: never) the decoder's rows are projected to unit norm.
+    ``workspace`` is ``epoch_workspace(...)`` for ``X``'s shape, the model's
+    size, the batch size and ``encoder``'s dtype: it sets the batch size.
 
     Returns ``(loss_sum, square_sum, n_visited, update_count, finite)``: the
     summed per-sample loss of the visited samples (each measured before its
@@ -361,14 +384,9 @@ def sgd_epoch(
     """
     n_samples, n_features = X.shape
     n_components = encoder.shape[0]
-    dtype = encoder.dtype
-    size = min(batch_size, n_samples)
-    batch = np.empty((size, n_features), dtype)
-    residual = np.empty((size, n_features), dtype)
-    visible_sum = np.empty(n_features, dtype)
-    hidden_sum = np.empty(n_components, dtype)
-    visible_loss = np.empty(n_features, np.float64)
-    data_square = np.empty(n_features, np.float64)
+    rows_buffer, visible_sum, squares, hidden_sum, units, last_units = workspace
+    size = rows_buffer.shape[1]
+    visible_loss, data_square = squares[0], squares[1]
     # Fills and sums are loops: np.zeros and .sum() compile numba's generic
     # versions, 0.1 to 0.2 s of a cold first fit for each call site.
     for j in range(n_features):
@@ -376,26 +394,19 @@ def sgd_epoch(
     loss_sum = 0.0
     n_visited = 0
     finite = True
-    xb, rb = batch[:size], residual[:size]
+    xb, rb = rows_buffer[0], rows_buffer[1]
     # Transposition flags as runtime values: numba compiles a function once per
     # combination of literal arguments, which made gemm compile once per call's
     # flags (0.15 to 0.3 s each), here and in encode and energy.
     no, yes = n_samples < 0, n_samples >= 0
-    # Per-unit buffers for a full batch; a last, shorter one gets its own.
-    units = (1, n_components) if size == 1 else (n_components, size)
-    pre = np.empty(units, dtype)  # z, then f'(z)
-    codes = np.empty(units, dtype)  # f(z)
-    penalty = np.empty(units, dtype)  # f_c(z)
-    penalty_grad = np.empty(units, dtype)  # alpha f_c'(z)
-    grad_hidden = np.empty(units, dtype)  # dL/dh, then dL/dz
     for start in range(0, n_samples, size):
         if n_samples - start < size:
             size = n_samples - start
-            xb, rb = batch[:size], residual[:size]
-            units = (1, n_components) if size == 1 else (n_components, size)
-            pre, codes, penalty = np.empty(units, dtype), np.empty(units, dtype), \
-                np.empty(units, dtype)
-            penalty_grad, grad_hidden = np.empty(units, dtype), np.empty(units, dtype)
+            xb, rb = xb[:size], rb[:size]
+            units = last_units
+        # z, then f'(z); f(z); f_c(z); alpha f_c'(z); dL/dh, then dL/dz
+        pre, codes, penalty, penalty_grad, grad_hidden = \
+            units[0], units[1], units[2], units[3], units[4]
         one = size == 1  # the per-unit buffers are rows: the row forms of the products
         _load_batch(X, order[start:start + size], shift, encoder_bias, xb, pre,
                     measure_squares, data_square)
@@ -587,15 +598,25 @@ def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
                 codes[i, k] = unit_response(activation, codes[i, k] + encoder_bias[k])[0]
 
 
+ENERGY_ROWS = 512
+"""Rows per block in ``energy``: its buffers are ``energy_workspace``'s."""
+
+
+def energy_workspace(n_samples, n_features, n_components, dtype):
+    """The codes and reconstructions of one block of rows, for ``energy``."""
+    block = min(n_samples, ENERGY_ROWS)
+    return np.empty((block, n_components), dtype), np.empty((block, n_features), dtype)
+
+
 @jit
-def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, activation, out):
-    """``out[i] = 1/2 ||X[i] - G(X[i])||^2``, in blocks of rows to bound memory."""
+def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, activation, out,
+           workspace):
+    """``out[i] = 1/2 ||X[i] - G(X[i])||^2``, in blocks of rows to bound memory;
+    ``workspace`` is ``energy_workspace(...)`` for ``X`` and the model."""
     n_samples, n_features = X.shape
-    block = min(n_samples, 512)
+    hidden, recon = workspace
+    block = hidden.shape[0]
     no = n_samples < 0  # a runtime flag: see sgd_epoch
-    dtype = encoder.dtype
-    hidden = np.empty((block, encoder.shape[0]), dtype)
-    recon = np.empty((block, n_features), dtype)
     for start in range(0, n_samples, block):
         size = min(block, n_samples - start)
         xb, hb, rb = X[start:start + size], hidden[:size], recon[:size]

@@ -2,6 +2,7 @@
 
 import threading
 
+import numba
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -58,6 +59,11 @@ def make_problem(dtype=np.float64, n=9, d=6, h=4, seed=0):
     return X, encoder, encoder_bias, decoder, decoder_bias
 
 
+@numba.njit
+def compiled_gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
+    gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c)  # compiled callers only
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("transpose_a", [False, True])
 @pytest.mark.parametrize("transpose_b", [False, True])
@@ -69,7 +75,7 @@ def test_gemm_matches_numpy(dtype, transpose_a, transpose_b):
     c = rng.standard_normal((m + 2, n)).astype(dtype)  # rows beyond m must stay untouched
     expected = c.copy()
     expected[:m] = 0.5 * c[:m] - 2.0 * ((a.T if transpose_a else a) @ (b.T if transpose_b else b))
-    gemm(gemm_address(dtype), -2.0, a, transpose_a, b, transpose_b, 0.5, c[:m])
+    compiled_gemm(gemm_address(dtype), -2.0, a, transpose_a, b, transpose_b, 0.5, c[:m])
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
 
@@ -159,8 +165,8 @@ def test_full_batch_step_follows_finite_difference_gradient(activation, tied):
 
     loss_sum, _, n_seen, updates, finite = _kernels.sgd_epoch(
         gemm_address(np.float64), X, np.arange(len(X)), np.zeros(X.shape[1]), encoder,
-        encoder_bias, decoder, decoder_bias, spec(activation), alpha, step,
-        len(X), 0, 0, False,
+        encoder_bias, decoder, decoder_bias, spec(activation), alpha, step, 0, 0, False,
+        _kernels.epoch_workspace(*X.shape, len(encoder), len(X), np.float64),
     )
     assert finite and n_seen == len(X) and updates == 1
     np.testing.assert_allclose(loss_sum / n_seen, loss(before), rtol=1e-12)
@@ -212,8 +218,9 @@ def run_epoch(kernel, X, order, shift, params, activation, alpha, step, batch_si
         assert batch_size == 1
         return _kernels.sgd_epoch_single_sample(*common, normalize_every, update_count,
                                                 measure_squares)
-    return _kernels.sgd_epoch(gemm_address(X.dtype), *common, batch_size, normalize_every,
-                              update_count, measure_squares)
+    workspace = _kernels.epoch_workspace(*X.shape, len(params[0]), batch_size, X.dtype)
+    return _kernels.sgd_epoch(gemm_address(X.dtype), *common, normalize_every, update_count,
+                              measure_squares, workspace)
 
 
 KERNELS = [("gemm", 4), ("gemm", 1), ("single", 1)]
@@ -306,6 +313,6 @@ def test_encode_and_energy_match_numpy(dtype, activation):
     np.testing.assert_allclose(codes, expected_codes, rtol=tol, atol=tol)
     energy = np.empty(len(X), dtype)
     _kernels.energy(gemm_address(dtype), X, encoder, encoder_bias, decoder, decoder_bias, code,
-                    energy)
+                    energy, _kernels.energy_workspace(*X.shape, len(encoder), dtype))
     residual = X64 - (expected_codes @ decoder.astype(np.float64) + decoder_bias)
     np.testing.assert_allclose(energy, 0.5 * (residual**2).sum(axis=1), rtol=tol * 10, atol=tol)

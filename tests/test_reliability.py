@@ -17,6 +17,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -295,6 +296,11 @@ def test_fit_does_not_copy_the_data(shuffle):
 
 # ------------------------------------------------------------ one-row input
 
+@numba.njit
+def compiled_gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
+    gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c)  # compiled callers only
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_accepts_a_one_row_array_whatever_its_row_stride(dtype):
     rng = np.random.default_rng(0)
@@ -304,7 +310,7 @@ def test_gemm_accepts_a_one_row_array_whatever_its_row_stride(dtype):
     assert a.flags.c_contiguous
     b = rng.standard_normal((3, 5)).astype(dtype)
     c = np.full((1, 3), np.nan, dtype)
-    gemm(gemm_address(dtype), 1.0, a, False, b, True, 0.0, c)
+    compiled_gemm(gemm_address(dtype), 1.0, a, False, b, True, 0.0, c)
     np.testing.assert_allclose(c, row[None] @ b.T, rtol=1e-5)
 
 
