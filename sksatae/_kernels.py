@@ -77,7 +77,7 @@ def _unit_response_for(activation, z):
     return tabulated
 
 
-@subroutine
+@jit
 def _closed_form_response(code, z, width):
     if code == SHRINK:
         if z > width:

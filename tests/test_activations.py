@@ -77,15 +77,13 @@ def test_satlinear_penalty_is_a_tent_peaking_at_one_half():
 
 
 @pytest.mark.parametrize("activation", CLOSED_FORMS)
-def test_plain_python_unit_response_matches_the_compiled_loop(activation):
-    # activation_function and the others run the compiled response loop; unit_response,
-    # called from Python, runs its plain Python body.
+def test_compiled_unit_response_matches_reference(activation):
     spec = get_activation(activation, WIDTH).kernel_spec()
-    plain = np.array([_kernels.unit_response(spec, z) for z in Z])
-    np.testing.assert_array_equal(plain[:, 0], activation_function(activation, Z, WIDTH))
-    np.testing.assert_array_equal(plain[:, 1], activation_derivative(activation, Z, WIDTH))
-    np.testing.assert_array_equal(plain[:, 2], complementary_function(activation, Z, WIDTH))
-    np.testing.assert_array_equal(plain[:, 3], complementary_derivative(activation, Z, WIDTH))
+    compiled = np.array([_kernels.unit_response(spec, z) for z in Z])
+    np.testing.assert_array_equal(compiled[:, 0], activation_function(activation, Z, WIDTH))
+    np.testing.assert_array_equal(compiled[:, 1], activation_derivative(activation, Z, WIDTH))
+    np.testing.assert_array_equal(compiled[:, 2], complementary_function(activation, Z, WIDTH))
+    np.testing.assert_array_equal(compiled[:, 3], complementary_derivative(activation, Z, WIDTH))
 
 
 def test_unknown_activation_is_refused():
