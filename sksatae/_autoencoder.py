@@ -513,8 +513,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         single_sample = self.batch_size == 1
         threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings,
                                calls_blas=not single_sample)
-        workspace = None if single_sample else _kernels.epoch_workspace(
-            *X.shape, len(params[0]), batch_size, dtype)
+        workspace = (_kernels.single_sample_workspace(X.shape[1], len(params[0]), dtype)
+                     if single_sample else
+                     _kernels.epoch_workspace(*X.shape, len(params[0]), batch_size, dtype))
         try:
             for stage_index, stage_alpha in enumerate(stages):
                 # None: the fitted model itself, rebuilt on a restart.
@@ -536,7 +537,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                                   float(learning_rate))
                         if single_sample:
                             outcome = _kernels.sgd_epoch_single_sample(
-                                *common, normalize_every, update_count, baseline is None)
+                                *common, normalize_every, update_count, baseline is None,
+                                workspace)
                         else:
                             outcome = _kernels.sgd_epoch(
                                 address, *common, normalize_every, update_count,

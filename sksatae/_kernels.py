@@ -455,13 +455,21 @@ def sgd_epoch(
 # saturated model) are skipped by both decoder passes and the encoder's update.
 
 
+def single_sample_workspace(n_features, n_components, dtype):
+    """The buffers ``sgd_epoch_single_sample`` works in (see ``epoch_workspace``)."""
+    return (np.empty((3, n_features), dtype),  # the sample, the one before, the residual
+            np.empty((4, n_components), dtype),  # f(z), f'(z), alpha f_c'(z), pending update
+            np.empty(n_features, np.float64))  # per-feature sums of the data's squares
+
+
 @jit(fastmath={"reassoc", "contract"})
 def sgd_epoch_single_sample(
     X, order, shift, encoder, encoder_bias, decoder, decoder_bias, activation, alpha,
-    learning_rate, normalize_every, update_count, measure_squares,
+    learning_rate, normalize_every, update_count, measure_squares, workspace,
 ):
     """``sgd_epoch`` at a batch size of 1: the same arguments less the BLAS
-    routine and the batch size, the same results up to rounding.
+    routine, with ``single_sample_workspace(...)`` for the model's size and
+    ``encoder``'s dtype; the same results up to rounding.
 
     Sums run in any order so that they vectorise; the unit responses are
     computed in a loop of their own, after the products: interleaved with
@@ -472,12 +480,10 @@ def sgd_epoch_single_sample(
     dtype = encoder.dtype
     zero, step = dtype.type(0.0), dtype.type(learning_rate)
     tied = encoder.ctypes.data == decoder.ctypes.data
-    sample, previous = np.empty(n_features, dtype), np.empty(n_features, dtype)
-    residual = np.empty(n_features, dtype)
-    codes, slopes = np.empty(n_components, dtype), np.empty(n_components, dtype)
-    penalty_grads = np.empty(n_components, dtype)  # alpha f_c'(z)
-    pending = np.empty(n_components, dtype)  # step * dL/dz: the encoder's waiting update
-    data_square = np.empty(n_features, np.float64)
+    visible, hidden, data_square = workspace
+    sample, previous, residual = visible[0], visible[1], visible[2]
+    codes, slopes, penalty_grads = hidden[0], hidden[1], hidden[2]
+    pending = hidden[3]  # step * dL/dz: the encoder's waiting update
     for j in range(n_features):
         data_square[j] = 0.0
     loss_sum, n_visited, finite = 0.0, 0, True

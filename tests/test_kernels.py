@@ -216,8 +216,9 @@ def run_epoch(kernel, X, order, shift, params, activation, alpha, step, batch_si
     common = (X, order, shift, *params, activation, alpha, step)
     if kernel == "single":
         assert batch_size == 1
+        workspace = _kernels.single_sample_workspace(X.shape[1], len(params[0]), X.dtype)
         return _kernels.sgd_epoch_single_sample(*common, normalize_every, update_count,
-                                                measure_squares)
+                                                measure_squares, workspace)
     workspace = _kernels.epoch_workspace(*X.shape, len(params[0]), batch_size, X.dtype)
     return _kernels.sgd_epoch(gemm_address(X.dtype), *common, normalize_every, update_count,
                               measure_squares, workspace)
