@@ -345,19 +345,20 @@ def epoch_workspace(n_samples, n_features, n_components, batch_size, dtype):
     Allocated here rather than in the kernel: each allocation site compiles
     numba's ``np.empty``, 0.4 s of a cold first fit in all. Per-unit buffers
     (z, f(z), f_c(z), alpha f_c'(z), dL/dh) come in one stack for a full batch
-    and one for a last, shorter batch.
+    and one for a last, shorter batch (the same stack when there is none).
     """
     size = min(batch_size, n_samples)
-    tail = n_samples % size or size
+    tail = n_samples % size
 
     def units(rows):
         return np.empty((5, 1, n_components) if rows == 1 else (5, n_components, rows), dtype)
 
+    full = units(size)
     return (np.empty((2, size, n_features), dtype),  # the batch, then its residual
             np.empty(n_features, dtype),  # per-feature sums of the residual
             np.empty((2, n_features), np.float64),  # ...of its squares, and of the data's
             np.empty(n_components, dtype),  # per-unit sums of dL/dz
-            units(size), units(tail))
+            full, units(tail) if tail else full)
 
 
 @jit
