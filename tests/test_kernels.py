@@ -2,13 +2,12 @@
 
 import threading
 
-import numba
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
 from sksatae import _blas, _kernels
-from sksatae._blas import WARM_UP_SHAPE, gemm, gemm_address, warm_up_work_buffer
+from sksatae._blas import WARM_UP_SHAPE, gemm_address, warm_up_work_buffer
 from sksatae.activations import (
     ACTIVATIONS,
     TabulatedActivation,
@@ -59,15 +58,10 @@ def make_problem(dtype=np.float64, n=9, d=6, h=4, seed=0):
     return X, encoder, encoder_bias, decoder, decoder_bias
 
 
-@numba.njit
-def compiled_gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
-    gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c)  # compiled callers only
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("transpose_a", [False, True])
 @pytest.mark.parametrize("transpose_b", [False, True])
-def test_gemm_matches_numpy(dtype, transpose_a, transpose_b):
+def test_gemm_matches_numpy(dtype, transpose_a, transpose_b, compiled_gemm):
     rng = np.random.default_rng(1)
     m, k, n = 5, 3, 4
     a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)

@@ -17,7 +17,6 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import numba
 import numpy as np
 import pandas as pd
 import pytest
@@ -25,7 +24,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import sksatae
 from sksatae import SaturatingAutoEncoder
-from sksatae._blas import gemm, gemm_address
+from sksatae._blas import gemm_address
 
 PACKAGE_DIR = Path(sksatae.__file__).parent
 
@@ -296,13 +295,8 @@ def test_fit_does_not_copy_the_data(shuffle):
 
 # ------------------------------------------------------------ one-row input
 
-@numba.njit
-def compiled_gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
-    gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c)  # compiled callers only
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_gemm_accepts_a_one_row_array_whatever_its_row_stride(dtype):
+def test_gemm_accepts_a_one_row_array_whatever_its_row_stride(dtype, compiled_gemm):
     rng = np.random.default_rng(0)
     row = rng.standard_normal(5).astype(dtype)
     # Contiguous, as numpy sees it, with a row stride of one element (as from a one-row frame).
