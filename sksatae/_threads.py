@@ -26,9 +26,16 @@ differences on. Hence two rules:
 
 Neither rule ever raises the limit already in force (joblib workers, an
 enclosing ``threadpool_limits``).
+
+The limit is process-wide, so epochs that run at once in several threads (a
+grid search on joblib's threading or Dask backend) share it: the smallest of
+their limits applies while they overlap, and the limits in force before the
+first of them come back when the last one ends (``SharedLimit``).
 """
 
-from contextlib import nullcontext
+import threading
+from collections import Counter
+from contextlib import contextmanager, nullcontext
 
 SMALL_PRODUCT_FLOPS = 2**19
 """Below this many multiply-adds per matrix product of an SGD step
@@ -55,18 +62,85 @@ shorter products."""
 REPROBE_EVERY = 16
 """Epochs after which the thread count not chosen is timed again."""
 
-_controller = None
+class SharedLimit:
+    """The BLAS libraries' thread limit, shared by the epochs running at once.
+
+    threadpoolctl's own limit saves the limits on entry and restores them on
+    exit: overlapping fits in threads restored them out of order and left
+    every BLAS in the process at one thread, for good. Here the limits in
+    force before the first running epoch are saved once, each running epoch's
+    limit is counted, the smallest applies, and the saved limits come back
+    when the last epoch ends.
+    """
+
+    def __init__(self, libraries):
+        self._libraries = libraries  # threadpoolctl's LibController objects
+        self._lock = threading.Lock()
+        self._requested = Counter()  # the limits of the running epochs
+        self._outer = None  # each library's limit before the first of them
+
+    def outer_limits(self):
+        """Each library's limit, leaving out those of the running epochs."""
+        with self._lock:
+            if self._requested:
+                return list(self._outer)
+            return [library.num_threads for library in self._libraries]
+
+    @contextmanager
+    def limit(self, threads):
+        """Context in which BLAS uses at most ``threads`` threads."""
+        counted = False
+        try:
+            with self._lock:
+                if not self._requested:
+                    self._outer = [library.num_threads for library in self._libraries]
+                self._requested[threads] += 1
+                counted = True
+                self._apply()
+            yield
+        finally:
+            if counted:
+                with self._lock:
+                    self._requested[threads] -= 1
+                    if not self._requested[threads]:
+                        del self._requested[threads]
+                    self._apply()
+
+    def _apply(self):
+        import threadpoolctl
+
+        least = min(self._requested, default=None)
+        # From threadpoolctl 3.8, one Python thread at a time may set OpenBLAS's
+        # process-wide limit: the first to set it, until its count of open limits
+        # falls to zero. Counting each change as one lets the next epoch's thread set
+        # it, unless this thread holds a threadpool_limits of its own.
+        ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
+        if ownership is not None:
+            ownership.increment()
+        try:
+            for library, outer in zip(self._libraries, self._outer):
+                library.set_num_threads(outer if least is None else min(outer, least))
+        finally:
+            if ownership is not None:
+                ownership.decrement()
 
 
-def _blas_controller():
+_shared_limit = None
+_shared_limit_lock = threading.Lock()
+
+
+def _blas_limit():
     # Building a ThreadpoolController scans the loaded libraries (milliseconds);
-    # one built after SciPy's BLAS is loaded serves every later fit.
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
+    # one built after SciPy's BLAS is loaded serves every later fit. One only:
+    # each would keep limits of its own.
+    global _shared_limit
+    with _shared_limit_lock:
+        if _shared_limit is None:
+            from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController().select(user_api="blas")
-    return _controller
+            controller = ThreadpoolController().select(user_api="blas")
+            _shared_limit = SharedLimit(controller.lib_controllers)
+    return _shared_limit
 
 
 class ThreadChoice:
@@ -87,12 +161,11 @@ class ThreadChoice:
 
     def __init__(self, n_threads, batch_size, n_features, n_components, timings, *,
                  calls_blas=True):
-        controller = _blas_controller()
-        libraries = controller.info()
-        in_force = min((info["num_threads"] for info in libraries), default=1)
+        shared = _blas_limit()
+        in_force = min(shared.outer_limits(), default=1)
         flops = batch_size * n_features * n_components
         self.timings = timings
-        self._controller = controller
+        self._shared = shared
         self._in_force = in_force
         if not calls_blas:  # the single-sample kernel: nothing to limit
             self.candidates = [in_force]
@@ -129,7 +202,7 @@ class ThreadChoice:
         """Context in which BLAS uses at most ``threads`` threads."""
         if threads >= self._in_force:
             return nullcontext()
-        return self._controller.limit(limits=threads)
+        return self._shared.limit(threads)
 
     def record(self, threads, seconds, n_samples):
         # Kept whatever the candidates: a call under another limit (one thread, say)

@@ -205,13 +205,13 @@ def test_training_leaves_numpy_blas_threads_idle():
     model = SaturatingAutoEncoder(300, batch_size=1, alpha=0.1, alpha_step=None, max_iter=1,
                                   random_state=0).fit(X)  # no BLAS in the epochs themselves
     matrix, vector = model.encoder_weights_, X[0]
-    for _ in range(5):  # earlier tests' BLAS threads come to rest
-        if _cpu_of_other_threads(lambda: None) < 0.01:
-            break
-    numpy_product = _cpu_of_other_threads(lambda: [matrix @ vector for _ in range(3)])
-    if numpy_product < 0.03:
-        pytest.skip("NumPy's BLAS runs one thread here: no worker thread to wake")
-    training = _cpu_of_other_threads(lambda: model.partial_fit(X).fit(X))
+    with threadpool_limits(limits=2, user_api="blas"):  # a worker to wake, on any machine
+        for _ in range(5):  # earlier tests' BLAS threads come to rest
+            if _cpu_of_other_threads(lambda: None) < 0.01:
+                break
+        numpy_product = _cpu_of_other_threads(lambda: [matrix @ vector for _ in range(3)])
+        training = _cpu_of_other_threads(lambda: model.partial_fit(X).fit(X))
+    assert numpy_product > 0.03, numpy_product  # the measurement sees a woken worker
     assert training < 0.3 * numpy_product, (training, numpy_product)
 
 
@@ -246,6 +246,52 @@ def test_concurrent_inference_matches_serial_calls(digits):
         for concurrent_codes, concurrent_scores in calls:
             np.testing.assert_array_equal(concurrent_codes, codes)
             np.testing.assert_array_equal(concurrent_scores, scores)
+
+
+def _blas_thread_limits():
+    return [info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"]
+
+
+def test_concurrent_fits_leave_the_blas_thread_limits_as_they_were():
+    # Each epoch below 2**21 multiply-adds per product runs under a one-thread limit
+    # (n_threads="auto"). Fits in threads, as in a grid search on a threading backend,
+    # once left every BLAS in the process at one thread after they ended (on a machine
+    # where more are in force; here nothing else changes the limits).
+    X = np.random.default_rng(0).standard_normal((200, 20))
+    before = _blas_thread_limits()
+
+    def work():
+        for _ in range(10):
+            SaturatingAutoEncoder(4, max_iter=3, random_state=0).fit(X)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert _blas_thread_limits() == before
+
+
+def test_an_epochs_limit_applies_in_any_thread():
+    # threadpoolctl >= 3.8 ignores a thread's change to OpenBLAS's limit while another
+    # live thread holds the right to change it: an epoch in the main thread must not
+    # keep that right, or the epochs of a fit in another thread run unlimited.
+    from sksatae._threads import _blas_limit
+
+    shared, before = _blas_limit(), _blas_thread_limits()
+    with shared.limit(1):
+        assert max(_blas_thread_limits()) == 1
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(_limited_to_one(shared)))
+    thread.start()
+    thread.join()
+    assert seen == [[1] * len(before)]
+    assert _blas_thread_limits() == before
+
+
+def _limited_to_one(shared):
+    with shared.limit(1):
+        return _blas_thread_limits()
 
 
 # ------------------------------------------------------------ interruption

@@ -1,34 +1,30 @@
 """The choice of BLAS threads per epoch (``sksatae._threads``)."""
 
-from contextlib import contextmanager
-
 import pytest
 
 from sksatae import _threads
 from sksatae._threads import (MULTITHREAD_GAIN, REPROBE_EVERY, SINGLE_THREAD_FLOPS,
-                              SMALL_PRODUCT_FLOPS, ThreadChoice)
+                              SMALL_PRODUCT_FLOPS, SharedLimit, ThreadChoice)
 
 
-class FakeController:
-    def __init__(self, num_threads, internal_api="openblas"):
-        self.num_threads, self.internal_api = num_threads, internal_api
-        self.limits = []
+class FakeLibrary:
+    """A BLAS library as threadpoolctl's controllers show it."""
 
-    def info(self):
-        return [{"num_threads": self.num_threads, "internal_api": self.internal_api,
-                 "user_api": "blas"}]
+    def __init__(self, num_threads):
+        self.num_threads = num_threads
+        self.settings = []
 
-    @contextmanager
-    def limit(self, limits):
-        self.limits.append(limits)
-        yield
+    def set_num_threads(self, num_threads):
+        self.settings.append(num_threads)
+        self.num_threads = num_threads
 
 
 @pytest.fixture
 def controller(monkeypatch):
-    def install(num_threads, internal_api="openblas"):
-        fake = FakeController(num_threads, internal_api)
-        monkeypatch.setattr(_threads, "_blas_controller", lambda: fake)
+    def install(num_threads):
+        fake = FakeLibrary(num_threads)
+        shared = SharedLimit([fake])
+        monkeypatch.setattr(_threads, "_blas_limit", lambda: shared)
         return fake
     return install
 
@@ -37,29 +33,26 @@ LARGE = (128, 784, 300)  # 30 million multiply-adds per product
 MEDIUM = (128, 144, 100)  # 1.8 million
 
 
-@pytest.mark.parametrize("n_threads, in_force, internal_api, shape, calls_blas, expected", [
-    (1, 2, "openblas", LARGE, True, [1]),
-    (4, 2, "openblas", LARGE, True, [2]),
-    ("auto", 1, "openblas", LARGE, True, [1]),
-    ("auto", 2, "openblas", MEDIUM, True, [1]),  # below SINGLE_THREAD_FLOPS: sizes only
-    ("auto", 2, "mkl", MEDIUM, True, [1]),
-    ("auto", 2, "openblas", LARGE, True, [2]),  # above SINGLE_THREAD_FLOPS
-    ("auto", 4, "mkl", LARGE, True, [4]),
-    ("timed", 1, "openblas", LARGE, True, [1]),
-    ("timed", 2, "openblas", (16, 144, 100), True, [1]),  # below SMALL_PRODUCT_FLOPS
-    ("timed", 2, "openblas", LARGE, True, [2, 1]),
-    ("timed", 2, "mkl", LARGE, True, [2, 1]),
+@pytest.mark.parametrize("n_threads, in_force, shape, calls_blas, expected", [
+    (1, 2, LARGE, True, [1]),
+    (4, 2, LARGE, True, [2]),
+    ("auto", 1, LARGE, True, [1]),
+    ("auto", 2, MEDIUM, True, [1]),  # below SINGLE_THREAD_FLOPS: sizes only
+    ("auto", 2, LARGE, True, [2]),  # above SINGLE_THREAD_FLOPS
+    ("auto", 4, LARGE, True, [4]),
+    ("timed", 1, LARGE, True, [1]),
+    ("timed", 2, (16, 144, 100), True, [1]),  # below SMALL_PRODUCT_FLOPS
+    ("timed", 2, LARGE, True, [2, 1]),
     # The single-sample kernel (batch_size=1) makes no BLAS calls: the limit in force is
     # left as it is.
-    ("timed", 2, "openblas", (1, 3072, 400), False, [2]),
-    ("auto", 2, "openblas", (1, 3072, 400), False, [2]),
-    (1, 2, "openblas", (1, 3072, 400), False, [2]),
+    ("timed", 2, (1, 3072, 400), False, [2]),
+    ("auto", 2, (1, 3072, 400), False, [2]),
+    (1, 2, (1, 3072, 400), False, [2]),
     # One row through the minibatch kernel (a one-row partial_fit): products like any other.
-    ("auto", 2, "openblas", (1, 3072, 400), True, [1]),
+    ("auto", 2, (1, 3072, 400), True, [1]),
 ])
-def test_candidate_thread_counts(controller, n_threads, in_force, internal_api, shape,
-                                 calls_blas, expected):
-    controller(in_force, internal_api)
+def test_candidate_thread_counts(controller, n_threads, in_force, shape, calls_blas, expected):
+    controller(in_force)
     assert ThreadChoice(n_threads, *shape, {}, calls_blas=calls_blas).candidates == expected
 
 
@@ -82,11 +75,13 @@ def run_epochs(choice, controller, seconds_per_sample, n_epochs):
     used = []
     for _ in range(n_epochs):
         threads = choice.next_epoch(100)
-        before = len(controller.limits)
+        in_force, before = controller.num_threads, len(controller.settings)
         with choice.limit(threads):
-            pass
-        # A limit below the one in force is applied; the one in force is left alone.
-        assert len(controller.limits) == before + (threads < controller.num_threads)
+            assert controller.num_threads == threads
+        # A limit below the one in force is applied, then lifted; the one in force is
+        # left alone.
+        assert controller.num_threads == in_force
+        assert len(controller.settings) == before + 2 * (threads < in_force)
         choice.record(threads, 100 * seconds_per_sample[threads], 100)
         used.append(threads)
     return used
@@ -147,3 +142,58 @@ def test_timings_count_only_for_epochs_of_a_similar_size(controller):
     assert choice.next_epoch(1000) == 1
     choice.record(1, 1000 * 2e-3, 1000)
     assert choice.next_epoch(1000) == 1
+
+
+def test_overlapping_limits_restore_the_limits_in_force_before_them():
+    # Two fits in threads: the first to start ends first. Each restoring what it saw
+    # on entry would leave one thread in force for good.
+    libraries = [FakeLibrary(4), FakeLibrary(2)]
+    shared = SharedLimit(libraries)
+    first, second = shared.limit(1), shared.limit(3)
+    first.__enter__()
+    assert [library.num_threads for library in libraries] == [1, 1]
+    second.__enter__()
+    assert [library.num_threads for library in libraries] == [1, 1]  # the smaller applies
+    assert shared.outer_limits() == [4, 2]
+    first.__exit__(None, None, None)
+    assert [library.num_threads for library in libraries] == [3, 2]
+    second.__exit__(None, None, None)
+    assert [library.num_threads for library in libraries] == [4, 2]
+
+
+def test_a_limit_is_lifted_when_the_epoch_raises():
+    library = FakeLibrary(2)
+    shared = SharedLimit([library])
+    with pytest.raises(KeyboardInterrupt):
+        with shared.limit(1):
+            raise KeyboardInterrupt
+    assert library.num_threads == 2
+    with shared.limit(1):  # the count of running epochs went back to zero
+        assert library.num_threads == 1
+    assert library.num_threads == 2
+
+
+def test_another_fits_limit_is_not_taken_for_the_users(controller):
+    library = controller(2)
+    with ThreadChoice("auto", *MEDIUM, {}).limit(1):
+        assert library.num_threads == 1
+        # A fit starting now sees the limit in force outside the running epochs.
+        assert ThreadChoice("auto", *LARGE, {}).candidates == [2]
+        assert ThreadChoice("timed", *LARGE, {}).candidates == [2, 1]
+    assert library.num_threads == 2
+
+
+def test_a_limit_that_cannot_be_set_is_not_counted():
+    class Refusing(FakeLibrary):
+        def set_num_threads(self, num_threads):
+            if num_threads < 2:
+                raise OSError("refused")
+            super().set_num_threads(num_threads)
+
+    library = Refusing(2)
+    shared = SharedLimit([library])
+    with pytest.raises(OSError, match="refused"):
+        with shared.limit(1):
+            pass
+    library.num_threads = 3  # changed outside any epoch: read afresh, not the saved 2
+    assert shared.outer_limits() == [3]
