@@ -62,12 +62,13 @@ shorter products."""
 REPROBE_EVERY = 16
 """Epochs after which the thread count not chosen is timed again."""
 
+
 class SharedLimit:
     """The BLAS libraries' thread limit, shared by the epochs running at once.
 
     threadpoolctl's own limit saves the limits on entry and restores them on
-    exit: overlapping fits in threads restored them out of order and left
-    every BLAS in the process at one thread, for good. Here the limits in
+    exit: overlapping fits in threads would restore them out of order and
+    leave every BLAS in the process at one thread, for good. Here the limits in
     force before the first running epoch are saved once, each running epoch's
     limit is counted, the smallest applies, and the saved limits come back
     when the last epoch ends.

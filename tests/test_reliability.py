@@ -255,8 +255,9 @@ def _blas_thread_limits():
 def test_concurrent_fits_leave_the_blas_thread_limits_as_they_were():
     # Each epoch below 2**21 multiply-adds per product runs under a one-thread limit
     # (n_threads="auto"). Fits in threads, as in a grid search on a threading backend,
-    # once left every BLAS in the process at one thread after they ended (on a machine
-    # where more are in force; here nothing else changes the limits).
+    # must not leave every BLAS in the process at one thread after they end, as epochs
+    # that each restored the limits they saw on entry would (on a machine where more
+    # are in force).
     X = np.random.default_rng(0).standard_normal((200, 20))
     before = _blas_thread_limits()
 
