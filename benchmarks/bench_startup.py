@@ -47,6 +47,24 @@ def timed(function):
     function()
     return time.perf_counter() - wall, time.process_time() - cpu
 
+from numba.core import event
+
+class CompileClock(event.Listener):  # CPU time inside numba's outermost compile events
+    depth, started, total = 0, 0.0, 0.0
+
+    def on_start(self, ev):
+        if self.depth == 0:
+            self.started = time.process_time()
+        self.depth += 1
+
+    def on_end(self, ev):
+        self.depth -= 1
+        if self.depth == 0:
+            self.total += time.process_time() - self.started
+
+clock = CompileClock()
+event.register("numba:compile", clock)
+
 from sksatae import SaturatingAutoEncoder
 X = np.random.default_rng(0).standard_normal((2000, 64)).astype({dtype})
 def fit():
@@ -57,10 +75,12 @@ def infer():
 model = SaturatingAutoEncoder(32, activation={activation!r}, alpha=0.1, alpha_step=None,
                               max_iter=1, batch_size={batch_size}, random_state=0)
 first_fit = timed(fit)
+fit_events = clock.total
 first_infer = timed(infer)
+infer_events = clock.total - fit_events
 second_fit = timed(fit)
 second_infer = timed(infer)
-print(*first_fit, *second_fit, *first_infer, *second_infer)
+print(*first_fit, *second_fit, *first_infer, *second_infer, fit_events, infer_events)
 """
 
 WORK_BUFFER_PROBE = """
@@ -225,7 +245,8 @@ def main(argv=None):
         results["fits"][dtype] = {"cold": cold, "warm": warm, "cache_files": len(cached)}
         for label, runs in (("cold cache", cold), ("warm cache", warm)):
             # columns of a run: first fit wall, cpu; second fit wall, cpu; first
-            # inference wall, cpu; second inference wall, cpu
+            # inference wall, cpu; second inference wall, cpu; numba's compile events
+            # in the first fit and in the first inference (cpu)
             first_fit = best_and_median([r[1] for r in runs])[0]
             second_fit = best_and_median([r[3] for r in runs])[0]
             first_infer = best_and_median([r[5] for r in runs])[0]
@@ -233,23 +254,33 @@ def main(argv=None):
             fit_rows.append([
                 dtype.replace("np.", ""), label, f"{best_and_median([r[0] for r in runs])[0]:.3f}",
                 f"{first_fit:.3f}", f"{second_fit:.3f}", f"{first_fit - second_fit:.3f}",
+                f"{best_and_median([r[8] for r in runs])[0]:.3f}",
                 f"{first_infer - second_infer:.3f}",
+                f"{best_and_median([r[9] for r in runs])[0]:.3f}",
             ])
     print("\n## First fit in a fresh process (seconds; best of the processes)\n")
     print(f"Fit of 2000 x 64 samples, 32 units ({args.activation}), batch size "
           f"{args.batch_size}, one epoch; then transform + score_samples.\n")
+    print("\"Compile\" is the first call's CPU time less the second's: numba's compilation,"
+          " and its start-up, which a warm cache does not save. \"Compile events\" is the"
+          " part numba's own compile events account for (``numba.core.event``).\n")
     print(_common.markdown_table(
         ["dtype", "numba cache", "first fit wall", "first fit CPU", "second fit CPU",
-         "compile in fit (CPU)", "compile in transform + score_samples (CPU)"], fit_rows))
+         "compile in fit (CPU)", "compile events in fit (CPU)",
+         "compile in transform + score_samples (CPU)", "compile events (CPU)"], fit_rows))
 
     print("\n## Targets\n")
     import_cpu = best_and_median([s[1] for s in samples["import sksatae"]])[0]
     print(f"- import sksatae <= 0.5 s: {'HELD' if import_cpu <= 0.5 else 'NOT HELD'} "
           f"({import_cpu:.4f} s CPU)")
     for label, index, limit in (("cold", 0, 5.0), ("warm", 1, 0.5)):
-        worst = max(float(row[5]) + float(row[6]) for row in fit_rows[index::2])
-        print(f"- {label} cache: first fit + first transform/score compile <= {limit:g} s: "
-              f"{'HELD' if worst <= limit else 'NOT HELD'} (worst {worst:.3f} s CPU)")
+        worst_fit = max(float(row[5]) for row in fit_rows[index::2])
+        worst = max(float(row[5]) + float(row[7]) for row in fit_rows[index::2])
+        worst_events = max(float(row[6]) for row in fit_rows[index::2])
+        print(f"- {label} cache: first fit's compile <= {limit:g} s: "
+              f"{'HELD' if worst_fit <= limit else 'NOT HELD'} (worst {worst_fit:.3f} s CPU, "
+              f"of which compile events {worst_events:.3f} s); with the first transform/score "
+              f"added: {'HELD' if worst <= limit else 'NOT HELD'} (worst {worst:.3f} s CPU)")
 
     if args.json:
         _common.write_json(args.json, environment, results)
