@@ -187,7 +187,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         last bits from run to run. An integer allows at most that many
         threads. None of them raises the current limit (for instance the one
         set by :class:`~threadpoolctl.threadpool_limits` or by joblib
-        workers).
+        workers). The limit is process-wide: fits running at once in
+        several threads share it, the smallest of their limits applying
+        while they overlap.
 
     shuffle : bool, default=True
         Whether to visit the samples in a new random order every epoch.
