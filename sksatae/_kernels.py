@@ -61,7 +61,7 @@ def unit_response(activation, z):
     return _tabulated_response(code, lower, step, smoothing, table, flat, np.float64(z))
 
 
-@overload(unit_response, inline="always")
+@overload(unit_response, inline="always", jit_options={"no_cfunc_wrapper": True})
 def _unit_response_for(activation, z):
     if len(activation) == 2:
         # The shrink's width in z's precision: float32 stays float32.
@@ -155,7 +155,10 @@ def _tabulated_response(code, lower, step, smoothing, table, flat, z):
     in_range = lower <= z <= upper
     # Hermite weights of z's grid cell, shared by the columns: values at i, i + 1
     # (v0, v2), node slopes (v1, v3); d* give the interpolant's derivative.
-    i = min(int((z - lower) / step), n - 2) if in_range else 0
+    # np.intp and a conditional, not int() and min(): each compiles numba's generic version.
+    i = np.intp((z - lower) / step) if in_range else 0
+    if i > n - 2:
+        i = n - 2
     t = (z - lower) / step - i
     t2 = t * t
     t3 = t2 * t
@@ -597,7 +600,7 @@ def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
     no, yes = X.shape[0] < 0, X.shape[0] >= 0  # runtime flags: see sgd_epoch
     n_samples, n_components = out.shape
     for start in range(0, n_samples, ENCODE_ROWS):
-        stop = min(start + ENCODE_ROWS, n_samples)
+        stop = start + ENCODE_ROWS if n_samples - start > ENCODE_ROWS else n_samples
         codes = out[start:stop]
         gemm(blas_gemm, 1.0, X[start:stop], no, encoder, yes, 0.0, codes)
         for i in range(codes.shape[0]):
@@ -625,7 +628,7 @@ def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, activatio
     block = hidden.shape[0]
     no = n_samples < 0  # a runtime flag: see sgd_epoch
     for start in range(0, n_samples, block):
-        size = min(block, n_samples - start)
+        size = block if n_samples - start > block else n_samples - start
         xb, hb, rb = X[start:start + size], hidden[:size], recon[:size]
         encode(blas_gemm, xb, encoder, encoder_bias, activation, hb)
         gemm(blas_gemm, 1.0, hb, no, decoder, no, 0.0, rb)
