@@ -100,7 +100,7 @@ def _closed_form_response(code, z, width):
     return z, 1.0, z, 0.0
 
 
-@jit
+@subroutine
 def _hermite(z, a, value_a, slope_a, b, value_b, slope_b):
     """The cubic through ``(a, value_a)``, ``(b, value_b)`` with the given end
     slopes, and its derivative, at ``z``."""
@@ -115,7 +115,7 @@ def _hermite(z, a, value_a, slope_a, b, value_b, slope_b):
     return value, slope
 
 
-@jit
+@subroutine
 def _variations_outside(table, lower, step, smoothing, z):
     """Eq. 3's M+ and M- at ``z`` beyond the table, and their slopes:
     ``(M+, M+', M-, M-')``.
