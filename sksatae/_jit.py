@@ -5,8 +5,8 @@ unless a kernel asks for named flags (``jit(fastmath=...)``).
 Helpers that only compiled code calls are ``subroutine``s: compiled into
 each caller, with no entry point, machine code or cache entry of their own.
 No function gets numba's C-callable wrapper, which only a compiled function
-passed as an argument to another would use: it was compiled nine times in a
-cold first fit, about 0.2 s of its compilation.
+passed as an argument to another would use: a cold first fit would compile
+nine of them, about 0.2 s.
 Compiled code is cached on disk unless ``SKSATAE_NUMBA_CACHE=0``. When no
 cache location is writable (a read-only install with no writable user cache
 directory), numba refuses ``cache=True`` at decoration time; we then compile

@@ -600,6 +600,7 @@ def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
     no, yes = X.shape[0] < 0, X.shape[0] >= 0  # runtime flags: see sgd_epoch
     n_samples, n_components = out.shape
     for start in range(0, n_samples, ENCODE_ROWS):
+        # A conditional, not min(), here and in energy: see _tabulated_response.
         stop = start + ENCODE_ROWS if n_samples - start > ENCODE_ROWS else n_samples
         codes = out[start:stop]
         gemm(blas_gemm, 1.0, X[start:stop], no, encoder, yes, 0.0, codes)
