@@ -188,10 +188,16 @@ def compiled_gemm_floor(layout="units", required=False):
     of the step (unit responses, residual, biases, loss) is made.
     """
     import numba
+    import numba.extending
     import numpy as np
 
-    from sksatae._blas import gemm
+    from sksatae._blas import gemm as gemm_block
     from sksatae._kernels import _normalize_rows
+
+    @numba.extending.register_jitable
+    def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
+        gemm_block(address, alpha, a, transpose_a, b, transpose_b, beta, c, 0, c.shape[0], 0,
+                   c.shape[1])
 
     if layout not in ("units", "samples"):
         raise ValueError(f"layout must be 'units' or 'samples', got {layout!r}")
@@ -249,6 +255,6 @@ def compiled_gemm_floor(layout="units", required=False):
             step_products(address, xb, encoder, decoder, step, zb, rb, gb)
             updates += 1
             if updates % normalize_every == 0:
-                _normalize_rows(decoder)
+                _normalize_rows(decoder, 0, decoder.shape[0])
 
     return required_floor if required else gemm_floor

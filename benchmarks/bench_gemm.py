@@ -111,7 +111,7 @@ def main(argv=None):
 
     @numba.njit
     def scipy_product(address, xb, encoder, out):
-        gemm(address, 1.0, xb, False, encoder, True, 0.0, out)
+        gemm(address, 1.0, xb, False, encoder, True, 0.0, out, 0, out.shape[0], 0, out.shape[1])
 
     mkl_addresses = mkl_gemm_addresses()
 

@@ -59,8 +59,8 @@ PIECES = ("gather", "responses", "residual", "hidden gradient", "re-projection")
 def gather_loop(X, order, shift, encoder_bias, batch, pre, square_sum):
     size = batch.shape[0]
     for start in range(0, order.shape[0] - size + 1, size):
-        _kernels._load_batch(X, order[start:start + size], shift, encoder_bias, batch, pre,
-                             False, square_sum)
+        _kernels._load_batch(X, order, start, 0, size, shift, batch, encoder_bias, pre, 0,
+                             pre.shape[0], False, square_sum)
 
 
 @numba.njit
@@ -78,7 +78,7 @@ def responses_loop(steps, activation, saved, pre, codes, penalty, penalty_grad):
     for _ in range(steps):
         for index in range(source.shape[0]):
             target[index] = source[index]
-        _kernels._respond_all(activation, ALPHA, pre, codes, penalty, penalty_grad)
+        _kernels._respond_all(activation, ALPHA, pre, codes, penalty, penalty_grad, 0, pre.size)
 
 
 @numba.njit
@@ -86,8 +86,9 @@ def residual_loop(steps, reconstruction, decoder_bias, batch, penalty, square_su
                   residual_sum):
     total = 0.0
     for _ in range(steps):
-        squares, penalties = _kernels._residual(reconstruction, decoder_bias, batch, penalty,
-                                                square_sum, residual_sum)
+        squares, penalties = _kernels._residual(
+            reconstruction, decoder_bias, batch, 0, batch.shape[0], 0, batch.shape[1], penalty,
+            0, penalty.size, square_sum, residual_sum)
         total += squares + penalties
     return total
 
@@ -95,14 +96,14 @@ def residual_loop(steps, reconstruction, decoder_bias, batch, penalty, square_su
 @numba.njit
 def hidden_gradient_loop(steps, grad, slope, penalty_grad, unit_grad):
     for _ in range(steps):
-        _kernels._hidden_gradient(grad, slope, penalty_grad, False, unit_grad)
+        _kernels._hidden_gradient(grad, slope, penalty_grad, 0, grad.shape[0], unit_grad)
 
 
 @numba.njit
 def projection_loop(steps, every, decoder):
     for update in range(1, steps + 1):
         if update % every == 0:
-            _kernels._normalize_rows(decoder)
+            _kernels._normalize_rows(decoder, 0, decoder.shape[0])
 
 
 def best_seconds(function, repeats):
@@ -143,7 +144,7 @@ def bench_configuration(n_features, n_components, batch_size, dtype, args, rng, 
     # Realistic operands: the first minibatch's pre-activations and responses.
     saved = (encoder @ X[order[:batch_size]].T).astype(dtype)
     pre[:] = saved
-    _kernels._respond_all(activation, ALPHA, pre, codes, penalty, penalty_grad)
+    _kernels._respond_all(activation, ALPHA, pre, codes, penalty, penalty_grad, 0, pre.size)
     residual[:] = codes.T @ decoder
     grad[:] = decoder @ residual.T
     every = updates_per_projection(batch_size)
@@ -155,7 +156,7 @@ def bench_configuration(n_features, n_components, batch_size, dtype, args, rng, 
     def kernel():
         outcome = _kernels.sgd_epoch(
             address, X, order, shift, encoder, encoder_bias, decoder, decoder_bias,
-            activation, ALPHA, learning_rate, every, 0, False, workspace)
+            activation, ALPHA, learning_rate, every, 0, False, workspace, None, 0, 0)
         if outcome[2] != n_samples or not outcome[4]:
             raise RuntimeError("the kernel's epoch stopped early")
 

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels
 from ._blas import gemm_address, warm_up_work_buffer
+from ._parts import run_in_parts
 from ._threads import ThreadChoice
 from ._progress import TrainingProgress
 from .activations import (ACTIVATIONS, Activation, RectifiedLinear, SaturatedLinear, Shrink,
@@ -515,9 +516,15 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         single_sample = self.batch_size == 1
         threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings,
                                calls_blas=not single_sample)
-        workspace = (_kernels.single_sample_workspace(X.shape[1], len(params[0]), dtype)
-                     if single_sample else
-                     _kernels.epoch_workspace(*X.shape, len(params[0]), batch_size, dtype))
+        workspaces = {}  # by number of parts
+
+        def workspace(n_parts):
+            if n_parts not in workspaces:
+                workspaces[n_parts] = (
+                    _kernels.single_sample_workspace(X.shape[1], len(params[0]), dtype)
+                    if single_sample else _kernels.epoch_workspace(
+                        *X.shape, len(params[0]), batch_size, dtype, n_parts))
+            return workspaces[n_parts]
         try:
             for stage_index, stage_alpha in enumerate(stages):
                 # None: the fitted model itself, rebuilt on a restart.
@@ -530,7 +537,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         order = rng.permutation(X.shape[0])
                     encoder, encoder_bias, decoder, decoder_bias = params
                     n_threads = threads.next_epoch(X.shape[0])
-                    with threads.limit(n_threads):
+                    with threads.epoch(n_threads) as (n_parts, used):
                         if not single_sample:
                             warm_up_work_buffer(address, dtype)
                         started = time.perf_counter()
@@ -540,13 +547,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         if single_sample:
                             outcome = _kernels.sgd_epoch_single_sample(
                                 *common, normalize_every, update_count, baseline is None,
-                                workspace)
+                                workspace(1))
                         else:
-                            outcome = _kernels.sgd_epoch(
-                                address, *common, normalize_every, update_count,
-                                baseline is None, workspace)
+                            arguments = (address, *common, normalize_every, update_count,
+                                         baseline is None, workspace(n_parts))
+                            parts = run_in_parts(_kernels.sgd_epoch, arguments, n_parts,
+                                                 lambda: warm_up_work_buffer(address, dtype))
+                            outcome = (parts[0][0], sum(part[1] for part in parts),
+                                       *parts[0][2:])
                         loss_sum, square_sum, n_seen, update_count, finite = outcome
-                        threads.record(n_threads, time.perf_counter() - started, n_seen)
+                        threads.record(used, time.perf_counter() - started, n_seen)
                     loss = loss_sum / n_seen
                     if baseline is None:  # the loss of a model that outputs the centre
                         baseline = 0.5 * square_sum / n_seen

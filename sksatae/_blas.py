@@ -96,21 +96,27 @@ _NO, _YES = ord("N"), ord("T")
 
 
 @subroutine
-def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
-    """Row-major ``c = alpha * op(a) @ op(b) + beta * c`` through Fortran ``?gemm``.
+def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c, row, end_row, column,
+         end_column):
+    """Row-major ``c = alpha * op(a) @ op(b) + beta * c`` through Fortran ``?gemm``,
+    on the block ``c[row:end_row, column:end_column]`` alone, from the rows
+    ``row:end_row`` of ``op(a)`` and the columns ``column:end_column`` of ``op(b)``.
 
     For compiled callers only: from Python, the BLAS call below cannot run.
     Every array must have unit stride along its last axis (rows may be a
-    prefix of a larger buffer). A row-major matrix is its transpose in
-    column-major order, so ``c.T = op(b).T @ op(a).T`` is what BLAS computes.
-    The leading dimensions are the row strides, but never less than the row
-    length: a one-row array is contiguous whatever its row stride says (a
-    one-row DataFrame converts to one with a row stride of one element), and
-    BLAS refuses a leading dimension shorter than a row.
+    prefix of a larger buffer). The block is addressed inside the whole
+    arrays rather than passed as a slice: a slice across columns is an array
+    of another numba type, for which every caller would compile the call
+    again (0.3 s). A row-major matrix is its
+    transpose in column-major order, so ``c.T = op(b).T @ op(a).T`` is what
+    BLAS computes. The leading dimensions are the row strides, but never less
+    than the row length: a one-row array is contiguous whatever its row
+    stride says (a one-row DataFrame converts to one with a row stride of one
+    element), and BLAS refuses a leading dimension shorter than a row.
     """
-    m, n = c.shape
+    m, n = end_row - row, end_column - column
     k = a.shape[0] if transpose_a else a.shape[1]
-    if m == 0 or n == 0:
+    if m <= 0 or n <= 0:
         return
     item = c.itemsize
     # Conditionals, not max(), which compiles numba's version of it (0.06 s).
@@ -118,11 +124,15 @@ def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
     ldb = ldb if ldb > b.shape[1] else b.shape[1]
     lda = lda if lda > a.shape[1] else a.shape[1]
     ldc = ldc if ldc > c.shape[1] else c.shape[1]
+    # Rows of op(a) are columns of a when it is transposed; columns of op(b) rows of b.
+    a_start = row if transpose_a else row * lda
+    b_start = column * ldb if transpose_b else column
     _fortran_gemm(
         address, _YES if transpose_b else _NO, _YES if transpose_a else _NO,
         n, m, k, c.dtype.type(alpha),
-        b.ctypes.data, ldb if ldb > 1 else 1, a.ctypes.data, lda if lda > 1 else 1,
-        c.dtype.type(beta), c.ctypes.data, ldc if ldc > 1 else 1,
+        b.ctypes.data + b_start * item, ldb if ldb > 1 else 1,
+        a.ctypes.data + a_start * item, lda if lda > 1 else 1,
+        c.dtype.type(beta), c.ctypes.data + (row * ldc + column) * item, ldc if ldc > 1 else 1,
     )
 
 

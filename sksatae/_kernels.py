@@ -32,6 +32,7 @@ from numba.extending import overload
 
 from ._blas import gemm
 from ._jit import jit, subroutine
+from ._parts import wait_for_parts
 
 SHRINK, RELU, SATLINEAR, TABULATED_DISTANCE, TABULATED_VARIATION = 0, 1, 2, 3, 4
 F, F_SLOPE, M_PLUS, M_PLUS_SLOPE, M_MINUS, M_MINUS_SLOPE = 0, 1, 2, 3, 4, 5
@@ -223,12 +224,15 @@ def _tabulated_response(code, lower, step, smoothing, table, flat, z):
 
 
 @subroutine(fastmath={"reassoc", "arcp"})
-def _normalize_rows(weights):
+def _normalize_rows(weights, first, end):
+    """The rows ``first`` to ``end`` of ``weights`` scaled to unit norm."""
     # Runs after every update at batch sizes >= 10. Summing in the weights' own
     # dtype, in any order, and scaling by an approximate reciprocal let both
     # loops vectorise: 3x faster in float32 and 1.8x in float64 at 100 x 144.
+    # Ranges here and in the loops below, not slices: each slice in the epoch's
+    # loop added about 0.03 s to its compilation.
     zero, one = weights.dtype.type(0.0), weights.dtype.type(1.0)
-    for k in range(weights.shape[0]):
+    for k in range(first, end):
         row = weights[k]
         norm = zero
         for j in range(row.shape[0]):
@@ -244,50 +248,48 @@ def _normalize_rows(weights):
 # then take 0.69 to 0.98 of the time they take with samples by units at
 # batches of 16 (both dtypes, all three benchmark shapes), and the same within
 # the noise at 128 and 1024 (``python benchmarks/bench_gemm.py --layouts``).
-# One sample's buffer is a row, (1, n_components), for which the row forms of
-# the calls are the faster ones.
+# A batch of one row (a last, short batch; a one-row partial_fit) keeps that
+# layout: at batch_size=1 epochs run in sgd_epoch_single_sample.
 # The elementwise loops are small functions of their own: inline in the
 # epoch's loop, the compiler vectorised some of them across rows, with
 # gathers (16% of a float32 epoch at 144 features, batch 128).
 
 
 @subroutine
-def _load_batch(X, rows, shift, encoder_bias, out, pre, measure_squares, square_sum):
-    """``out[i] = X[rows[i]] - shift``; every unit's entries of ``pre`` set to
-    its bias, which the encoder's product then adds to (``beta = 1``); and,
-    if ``measure_squares``, the per-feature sums of the squares of ``out``
-    added to ``square_sum`` (float64: a float32 square underflows)."""
-    for i in range(rows.shape[0]):
-        source, target = X[rows[i]], out[i]
+def _load_batch(X, order, start, first, end, shift, out, encoder_bias, pre, unit, end_unit,
+                measure_squares, square_sum):
+    """``out[i] = X[order[start + i]] - shift`` for the rows ``first`` to ``end``
+    of the batch; the entries of the units ``unit`` to ``end_unit`` in ``pre`` set to
+    their bias, which the encoder's product then adds to (``beta = 1``); and,
+    if ``measure_squares``, the per-feature sums of the squares of those rows
+    of ``out`` added to ``square_sum`` (float64: a float32 square underflows)."""
+    for i in range(first, end):
+        source, target = X[order[start + i]], out[i]
         for j in range(target.shape[0]):
             target[j] = source[j] - shift[j]
     # Loops, not array assignments, for which numba compiles an error message
     # (1.8 s of a cold first fit).
-    if rows.shape[0] == 1:
-        for k in range(encoder_bias.shape[0]):
-            pre[0, k] = encoder_bias[k]
-    else:
-        for k in range(encoder_bias.shape[0]):
-            row, value = pre[k], encoder_bias[k]
-            for i in range(row.shape[0]):
-                row[i] = value
+    for k in range(unit, end_unit):
+        row, value = pre[k], encoder_bias[k]
+        for i in range(row.shape[0]):
+            row[i] = value
     if measure_squares:
         # A loop of its own: inside the copy it kept that loop from vectorising.
-        for i in range(out.shape[0]):
+        for i in range(first, end):
             for j in range(out.shape[1]):
                 value = np.float64(out[i, j])
                 square_sum[j] += value * value
 
 
 @jit
-def _respond_all(activation, alpha, pre, codes, penalty, penalty_grad):
-    """Unit responses, elementwise, the bias already in ``pre``: ``pre``
-    becomes f'(z), ``codes`` f(z), ``penalty`` f_c(z) and ``penalty_grad``
-    alpha f_c'(z). The penalties are summed apart (``_residual``): a sum in
-    this loop kept it from vectorising. One loop over all entries (C order):
-    rows are as short as the minibatch."""
+def _respond_all(activation, alpha, pre, codes, penalty, penalty_grad, first, end):
+    """Unit responses, elementwise, on the entries ``first`` to ``end`` in C
+    order, the bias already in ``pre``: ``pre`` becomes f'(z), ``codes`` f(z), ``penalty``
+    f_c(z) and ``penalty_grad`` alpha f_c'(z). The penalties are summed apart
+    (``_residual``): a sum in this loop kept it from vectorising. One loop over
+    all entries (C order): rows are as short as the minibatch."""
     z, f_out, fc_out, dfc_out = pre.flat, codes.flat, penalty.flat, penalty_grad.flat
-    for index in range(pre.size):
+    for index in range(first, end):
         f, df, fc, dfc = unit_response(activation, z[index])
         f_out[index] = f
         z[index] = df
@@ -296,18 +298,16 @@ def _respond_all(activation, alpha, pre, codes, penalty, penalty_grad):
 
 
 @subroutine(fastmath={"reassoc"})
-def _hidden_gradient(grad, slope, penalty_grad, one_sample, unit_grad):
-    """``grad = grad * slope + penalty_grad``, elementwise, and each unit's sum
-    over the samples into ``unit_grad``, summed in any order so that it
-    vectorises (in turn, each addition waits on the one before)."""
-    if one_sample:
-        g_row, slope_row, penalty_row = grad[0], slope[0], penalty_grad[0]
-        for k in range(g_row.shape[0]):
-            g = g_row[k] * slope_row[k] + penalty_row[k]
-            g_row[k] = g
-            unit_grad[k] = g
-        return
-    for k in range(grad.shape[0]):
+def _hidden_gradient(grad, slope, penalty_grad, first, end, unit_grad):
+    """``grad = grad * slope + penalty_grad``, elementwise on the units ``first``
+    to ``end``, and each unit's sum over the samples into ``unit_grad``, summed
+    in any order so that it vectorises (in turn, each addition waits on the
+    one before)."""
+    # Unsigned, so that no index is checked for wrapping around (below zero),
+    # here and in _residual: from a variable start, with signed indices, the
+    # residual's loop took 3 times as long.
+    first, end = np.uintp(first), np.uintp(end)
+    for k in range(first, end):
         g_row, slope_row, penalty_row = grad[k], slope[k], penalty_grad[k]
         total = grad.dtype.type(0.0)
         for i in range(g_row.shape[0]):
@@ -318,57 +318,65 @@ def _hidden_gradient(grad, slope, penalty_grad, one_sample, unit_grad):
 
 
 @subroutine(fastmath={"reassoc"})
-def _residual(reconstruction, decoder_bias, rows, penalty, square_sum, residual_sum):
-    """``reconstruction += decoder_bias - rows`` in place: the residual, whose
-    per-feature sums go to ``residual_sum``. Returns, in float64, the summed
-    squares of the residual and the sum of ``penalty`` (f_c(z), which the
-    loop that computes it cannot sum without losing its vectorisation). Sums
-    run in any order so that they vectorise."""
-    for j in range(rows.shape[1]):
+def _residual(reconstruction, decoder_bias, rows, first_row, end_row, first, end, penalty,
+              entry, end_entry, square_sum, residual_sum):
+    """``reconstruction += decoder_bias - rows`` in place on the block of rows
+    ``first_row`` to ``end_row`` and features ``first`` to ``end``: the
+    residual, whose per-feature sums over the block go to ``residual_sum``.
+    Returns, in float64, the block's summed squares and the sum of the
+    entries ``entry`` to ``end_entry`` of ``penalty`` in C order (f_c(z), which the loop that
+    computes it cannot sum without losing its vectorisation). Sums run in any
+    order so that they vectorise."""
+    first, end = np.uintp(first), np.uintp(end)  # see _hidden_gradient
+    for j in range(first, end):
         square_sum[j] = 0.0
         residual_sum[j] = 0.0
-    for i in range(rows.shape[0]):
-        for j in range(rows.shape[1]):
+    for i in range(first_row, end_row):
+        for j in range(first, end):
             r = reconstruction[i, j] + decoder_bias[j] - rows[i, j]
             reconstruction[i, j] = r
             square_sum[j] += r * r
             residual_sum[j] += r
     penalty_sum, flat = 0.0, penalty.flat
-    for index in range(penalty.size):
+    for index in range(entry, end_entry):
         penalty_sum += np.float64(flat[index])
     total = 0.0
-    for j in range(square_sum.shape[0]):
+    for j in range(first, end):
         total += square_sum[j]
     return total, penalty_sum
 
 
-def epoch_workspace(n_samples, n_features, n_components, batch_size, dtype):
-    """The buffers ``sgd_epoch`` works in, for ``n_samples`` rows at ``batch_size``.
+def epoch_workspace(n_samples, n_features, n_components, batch_size, dtype, n_parts=1):
+    """The buffers ``sgd_epoch`` works in, for ``n_samples`` rows at ``batch_size``,
+    in ``n_parts`` parts (``_parts``).
 
     Allocated here rather than in the kernel: each allocation site compiles
     numba's ``np.empty``, 0.4 s of a cold first fit in all. Per-unit buffers
     (z, f(z), f_c(z), alpha f_c'(z), dL/dh) come in one stack for a full batch
     and one for a last, shorter batch (the same stack when there is none).
+    Parts take turns between two batch buffers, so that one part can gather
+    the next batch while another still updates the encoder with the last.
     """
     size = min(batch_size, n_samples)
     tail = n_samples % size
 
     def units(rows):
-        return np.empty((5, 1, n_components) if rows == 1 else (5, n_components, rows), dtype)
+        return np.empty((5, n_components, rows), dtype)
 
     full = units(size)
-    return (np.empty((2, size, n_features), dtype),  # the batch, then its residual
-            np.empty(n_features, dtype),  # per-feature sums of the residual
-            np.empty((2, n_features), np.float64),  # ...of its squares, and of the data's
+    return (np.empty((2 if n_parts == 1 else 3, size, n_features), dtype),  # batches, residual
+            np.empty((n_parts, n_features), dtype),  # per part, per feature: residual sums
+            np.empty((n_parts, 2, n_features), np.float64),  # ...of its squares, of the data's
             np.empty(n_components, dtype),  # per-unit sums of dL/dz
-            full, units(tail) if tail else full)
+            full, units(tail) if tail else full,
+            np.empty((n_parts, 2), np.float64))  # per part: summed squares and penalties
 
 
 @jit
 def sgd_epoch(
     blas_gemm, X, order, shift, encoder, encoder_bias, decoder, decoder_bias,
     activation, alpha, learning_rate, normalize_every, update_count, measure_squares,
-    workspace,
+    workspace, sync, yield_address, part,
 ):
     """Run one epoch of minibatch SGD on Eq. 2, in place on the parameters.
 
@@ -377,20 +385,34 @@ def sgd_epoch(
     ``1/2 ||x - G(x)||^2 + alpha * sum_i f_c(z_i)``. Every ``normalize_every``
     updates (0: never) the decoder's rows are projected to unit norm.
     ``workspace`` is ``epoch_workspace(...)`` for ``X``'s shape, the model's
-    size, the batch size and ``encoder``'s dtype: it sets the batch size.
+    size, the batch size, ``encoder``'s dtype and the number of parts: it sets
+    the batch size and the number of parts.
+
+    In one part, ``sync`` is None (``yield_address`` and ``part`` are 0).
+    In several, each runs this in a thread of its own, as part ``part``
+    (``_parts.run_in_parts``, which supplies ``sync`` and ``yield_address``).
+    numba compiles the two cases apart, and the first without any of the
+    code under ``sync is not None``.
 
     Returns ``(loss_sum, square_sum, n_visited, update_count, finite)``: the
     summed per-sample loss of the visited samples (each measured before its
-    step), the summed ``||x - shift||^2`` of those samples (only when
-    ``measure_squares``, else 0), how many samples
-    were visited, the running update counter, and False if the loss stopped
-    being finite (the epoch then stops at once).
+    step), this part's share of the summed ``||x - shift||^2`` of those samples
+    (only when ``measure_squares``, else 0), how many samples were visited, the
+    running update counter, and False if the loss stopped being finite (the
+    epoch then stops at once).
     """
     n_samples, n_features = X.shape
     n_components = encoder.shape[0]
-    rows_buffer, visible_sum, squares, hidden_sum, units, last_units = workspace
+    rows_buffer, visible_sums, squares, hidden_sum, units, last_units, step_sums = workspace
+    n_parts = step_sums.shape[0]
     size = rows_buffer.shape[1]
-    visible_loss, data_square = squares[0], squares[1]
+    visible_sum, visible_loss, data_square = visible_sums[part], squares[part, 0], squares[part, 1]
+    # This part's units (rows of the weights) and features.
+    if sync is None:
+        unit, end_unit, feature, end_feature = 0, n_components, 0, n_features
+    else:
+        unit, end_unit = n_components * part // n_parts, n_components * (part + 1) // n_parts
+        feature, end_feature = n_features * part // n_parts, n_features * (part + 1) // n_parts
     # Fills and sums are loops: np.zeros and .sum() compile numba's generic
     # versions, 0.1 to 0.2 s of a cold first fit for each call site.
     for j in range(n_features):
@@ -398,7 +420,7 @@ def sgd_epoch(
     loss_sum = 0.0
     n_visited = 0
     finite = True
-    xb, rb = rows_buffer[0], rows_buffer[1]
+    xb, rb = rows_buffer[0], rows_buffer[rows_buffer.shape[0] - 1]
     # Transposition flags as runtime values: numba compiles a function once per
     # combination of literal arguments, which made gemm compile once per call's
     # flags (0.15 to 0.3 s each), here and in encode and energy.
@@ -406,21 +428,50 @@ def sgd_epoch(
     for start in range(0, n_samples, size):
         if n_samples - start < size:
             size = n_samples - start
-            xb, rb = xb[:size], rb[:size]
             units = last_units
+        if sync is None:
+            sample, end_sample = 0, size
+        else:
+            xb = rows_buffer[start // rows_buffer.shape[1] % 2]
+            sample, end_sample = size * part // n_parts, size * (part + 1) // n_parts
         # z, then f'(z); f(z); f_c(z); alpha f_c'(z); dL/dh, then dL/dz
         pre, codes, penalty, penalty_grad, grad_hidden = \
             units[0], units[1], units[2], units[3], units[4]
-        one = size == 1  # the per-unit buffers are rows: the row forms of the products
-        _load_batch(X, order[start:start + size], shift, encoder_bias, xb, pre,
-                    measure_squares, data_square)
-        rows, weights = (xb, encoder) if one else (encoder, xb)
-        gemm(blas_gemm, 1.0, rows, no, weights, yes, 1.0, pre)  # z = W^e x + b^e
-        _respond_all(activation, alpha, pre, codes, penalty, penalty_grad)
 
-        gemm(blas_gemm, 1.0, codes, not one, decoder, no, 0.0, rb)  # W^d h
-        square_sum, penalty_sum = _residual(rb, decoder_bias, xb, penalty, visible_loss,
-                                            visible_sum)
+        # This part's samples (the batch) and units (the encoder's bias).
+        _load_batch(X, order, start, sample, end_sample, shift, xb, encoder_bias, pre, unit,
+                    end_unit, measure_squares, data_square)
+        if sync is not None:
+            if not wait_for_parts(sync, n_parts, yield_address):
+                break
+        # This part's units: z = W^e x + b^e and the responses.
+        gemm(blas_gemm, 1.0, encoder, no, xb, yes, 1.0, pre, unit, end_unit, 0, size)
+        entry, end_entry = unit * size, end_unit * size  # this part's units' rows
+        _respond_all(activation, alpha, pre, codes, penalty, penalty_grad, entry, end_entry)
+        if sync is not None:
+            if not wait_for_parts(sync, n_parts, yield_address):
+                break
+        # W^d h and the residual: in parts, over this part's features, or its samples
+        # where the batch is larger, so that each part reads the smaller of the codes
+        # and the decoder whole.
+        row, end_row, column, end_column = 0, size, feature, end_feature
+        by_samples = False
+        if sync is not None:
+            if size > n_features:
+                by_samples = True
+                row, end_row, column, end_column = sample, end_sample, 0, n_features
+        gemm(blas_gemm, 1.0, codes, yes, decoder, no, 0.0, rb, row, end_row, column, end_column)
+        square_sum, penalty_sum = _residual(rb, decoder_bias, xb, row, end_row, column,
+                                            end_column, penalty, entry, end_entry,
+                                            visible_loss, visible_sum)
+        if sync is not None:
+            step_sums[part, 0], step_sums[part, 1] = square_sum, penalty_sum
+            if not wait_for_parts(sync, n_parts, yield_address):
+                break
+            square_sum, penalty_sum = 0.0, 0.0
+            for other in range(n_parts):  # in the same order in every part: the same loss
+                square_sum += step_sums[other, 0]
+                penalty_sum += step_sums[other, 1]
         batch_loss = 0.5 * square_sum + alpha * penalty_sum
         loss_sum += batch_loss
         n_visited += size
@@ -428,21 +479,28 @@ def sgd_epoch(
             finite = False
             break
 
+        # This part's units (and features): the gradients and updates.
         step = learning_rate / size
-        rows, weights = (rb, decoder) if one else (decoder, rb)
-        gemm(blas_gemm, 1.0, rows, no, weights, yes, 0.0, grad_hidden)  # dL/dh
-        gemm(blas_gemm, -step, codes, one, rb, no, 1.0, decoder)
-        for j in range(n_features):
-            decoder_bias[j] -= step * visible_sum[j]
+        gemm(blas_gemm, 1.0, decoder, no, rb, yes, 0.0, grad_hidden, unit, end_unit, 0, size)
+        gemm(blas_gemm, -step, codes, no, rb, no, 1.0, decoder, unit, end_unit, 0, n_features)
+        for j in range(feature, end_feature):
+            total = visible_sum[j]
+            if sync is not None:
+                if by_samples:  # each part summed its own samples
+                    total = visible_sums[0, j]
+                    for other in range(1, n_parts):
+                        total += visible_sums[other, j]
+            decoder_bias[j] -= step * total
 
-        _hidden_gradient(grad_hidden, pre, penalty_grad, one, hidden_sum)
-        gemm(blas_gemm, -step, grad_hidden, one, xb, no, 1.0, encoder)
-        for k in range(n_components):
+        _hidden_gradient(grad_hidden, pre, penalty_grad, unit, end_unit, hidden_sum)
+        gemm(blas_gemm, -step, grad_hidden, no, xb, no, 1.0, encoder, unit, end_unit, 0,
+             n_features)
+        for k in range(unit, end_unit):
             encoder_bias[k] -= step * hidden_sum[k]
 
         update_count += 1
         if normalize_every > 0 and update_count % normalize_every == 0:
-            _normalize_rows(decoder)
+            _normalize_rows(decoder, unit, end_unit)
     data_total = 0.0
     for j in range(n_features):
         data_total += data_square[j]
@@ -565,7 +623,7 @@ def sgd_epoch_single_sample(
                 change = zero
             pending[k] = change
             if normalize:
-                _normalize_rows(decoder[k:k + 1])
+                _normalize_rows(decoder, k, k + 1)
         for j in range(n_features):
             decoder_bias[j] -= step * residual[j]
         sample, previous = previous, sample
@@ -603,7 +661,8 @@ def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
         # A conditional, not min(), here and in energy: see _tabulated_response.
         stop = start + ENCODE_ROWS if n_samples - start > ENCODE_ROWS else n_samples
         codes = out[start:stop]
-        gemm(blas_gemm, 1.0, X[start:stop], no, encoder, yes, 0.0, codes)
+        gemm(blas_gemm, 1.0, X[start:stop], no, encoder, yes, 0.0, codes, 0, stop - start, 0,
+             n_components)
         for i in range(codes.shape[0]):
             for k in range(n_components):
                 codes[i, k] = unit_response(activation, codes[i, k] + encoder_bias[k])[0]
@@ -632,7 +691,7 @@ def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, activatio
         size = block if n_samples - start > block else n_samples - start
         xb, hb, rb = X[start:start + size], hidden[:size], recon[:size]
         encode(blas_gemm, xb, encoder, encoder_bias, activation, hb)
-        gemm(blas_gemm, 1.0, hb, no, decoder, no, 0.0, rb)
+        gemm(blas_gemm, 1.0, hb, no, decoder, no, 0.0, rb, 0, size, 0, n_features)
         for i in range(size):
             total = 0.0  # float64 whatever the dtype: float32 squares overflow at 1.8e19
             for j in range(n_features):

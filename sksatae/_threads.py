@@ -1,19 +1,23 @@
-"""How many BLAS threads each epoch of a fit uses.
+"""How many threads each epoch of a fit uses.
 
-Each SGD step issues five small matrix products. Waking BLAS worker threads
-and waiting for them at every product costs more than a second core gains
-unless the products are large; and whether they gain depends on more than
-their size: with OpenBLAS on two cores, two threads took 0.54 to 0.80 of one
-thread's time at every shape of ``benchmarks/bench_training.py`` of more than
-a million multiply-adds per product when the second core was free, but under
-load from other jobs they were slower for every shape, up to 6 times
-(``docs/performance.md``).
+Each SGD step issues five small matrix products. Waking worker threads and
+waiting for them costs more than a second core gains unless the products are
+large; and whether they gain depends on more than their size: with OpenBLAS
+on two cores, two BLAS threads took 0.54 to 0.80 of one thread's time at every
+shape of ``benchmarks/bench_training.py`` of more than a million multiply-adds
+per product when the second core was free, but under load from other jobs
+they were slower for every shape, up to 6 times (``docs/performance.md``).
 
-A BLAS may also sum a product in another order when it splits it between
-threads: OpenBLAS 0.3.30 does for some shapes (``Xb @ We.T`` at 784 features,
-300 units and batch 128, or batch 92 at 256 features and 64 units), so the
-thread count can change a model in its last bits, and SGD carries such
-differences on. Hence two rules:
+An epoch with more than one thread runs in parts (``_parts``), one thread each,
+each making single-threaded products: the elementwise work is then split too,
+which BLAS's own threads leave on one core.
+
+Splitting the work changes the order of some sums (and BLAS libraries may sum
+a product in another order when they split it between threads: OpenBLAS
+0.3.30 does for some shapes, ``Xb @ We.T`` at 784 features, 300 units and
+batch 128, or batch 92 at 256 features and 64 units), so the thread count can
+change a model in its last bits, and SGD carries such differences on. Hence
+two rules:
 
 - ``"auto"`` (the default) depends on the problem's size only, so that the
   same data and ``random_state`` give the same model bit for bit on a given
@@ -24,18 +28,23 @@ differences on. Hence two rules:
   times the other again every ``REPROBE_EVERY`` epochs. Faster on a free
   core, but which count runs which epoch depends on the machine's load.
 
-Neither rule ever raises the limit already in force (joblib workers, an
-enclosing ``threadpool_limits``).
+Neither rule ever takes more threads than the BLAS limit in force (joblib
+workers, an enclosing ``threadpool_limits``).
 
 The limit is process-wide, so epochs that run at once in several threads (a
 grid search on joblib's threading or Dask backend) share it: the smallest of
 their limits applies while they overlap, and the limits in force before the
-first of them come back when the last one ends (``SharedLimit``).
+first of them come back when the last one ends (``SharedLimit``); and an epoch
+runs in no more parts than the threads that the epochs already running leave
+(``share_threads``).
 """
 
+import os
 import threading
 from collections import Counter
 from contextlib import contextmanager, nullcontext
+
+import numba
 
 SMALL_PRODUCT_FLOPS = 2**19
 """Below this many multiply-adds per matrix product of an SGD step
@@ -58,6 +67,11 @@ took 0.54 to 0.70 of one thread's epoch at every benchmark shape above it
 230,000 multiply-adds; 0.71 to 0.80 at 1.8 million, but 0.69 to 1.66 from
 one repeat to the next), and a core taken by another job costs more against
 shorter products."""
+
+PART_FLOPS = 2**20
+"""Each part of an epoch run in parts makes products of at least this many
+multiply-adds (``batch_size * n_features * n_components`` divided by the
+number of parts)."""
 
 REPROBE_EVERY = 16
 """Epochs after which the thread count not chosen is timed again."""
@@ -126,6 +140,39 @@ class SharedLimit:
                 ownership.decrement()
 
 
+_threads_held = 0  # by the epochs running now
+_threads_held_lock = threading.Lock()
+
+
+def _forget_threads_held():  # a forked child runs none of its parent's epochs
+    global _threads_held, _threads_held_lock
+    _threads_held, _threads_held_lock = 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads_held)
+
+
+@contextmanager
+def share_threads(wanted, available):
+    """Context holding threads for one epoch; yields how many, at least one.
+
+    At most ``wanted``, and no more than the ``available`` threads less those
+    that the epochs running now in other threads hold: epochs in parts that
+    overlap would otherwise each take every core and wait for each other's
+    parts at every step.
+    """
+    global _threads_held
+    with _threads_held_lock:
+        granted = max(1, min(wanted, available - _threads_held))
+        _threads_held += granted
+    try:
+        yield granted
+    finally:
+        with _threads_held_lock:
+            _threads_held -= granted
+
+
 _shared_limit = None
 _shared_limit_lock = threading.Lock()
 
@@ -145,7 +192,7 @@ def _blas_limit():
 
 
 class ThreadChoice:
-    """The BLAS thread limit of each epoch of one fit or ``partial_fit`` call.
+    """The thread count of each epoch of one fit or ``partial_fit`` call.
 
     ``timings`` maps a thread count (as a string: the dict is saved with the
     model) to ``[seconds per sample, samples]`` of its last timed epoch, plus
@@ -155,9 +202,9 @@ class ThreadChoice:
     epoch's fixed costs weigh more on fewer samples. Use as::
 
         threads = choice.next_epoch(n_samples)
-        with choice.limit(threads):
-            ...  # one epoch, timed
-        choice.record(threads, seconds, n_samples)
+        with choice.epoch(threads) as (n_parts, used):
+            ...  # one epoch in n_parts parts, timed
+        choice.record(used, seconds, n_samples)
     """
 
     def __init__(self, n_threads, batch_size, n_features, n_components, timings, *,
@@ -168,6 +215,10 @@ class ThreadChoice:
         self.timings = timings
         self._shared = shared
         self._in_force = in_force
+        self._flops = flops
+        self._calls_blas = calls_blas
+        # Uncompiled (NUMBA_DISABLE_JIT), parts would only take turns at the GIL.
+        self._parts_allowed = calls_blas and not numba.config.DISABLE_JIT
         if not calls_blas:  # the single-sample kernel: nothing to limit
             self.candidates = [in_force]
         elif n_threads == "auto":
@@ -199,11 +250,38 @@ class ThreadChoice:
             return other
         return best
 
+    def parts(self, threads):
+        """In how many parts an epoch with ``threads`` threads runs (``_parts``):
+        one per thread, unless each part would make products of fewer than
+        ``PART_FLOPS`` multiply-adds."""
+        if threads == 1 or not self._parts_allowed:
+            return 1
+        return max(1, min(threads, self._flops // PART_FLOPS))
+
     def limit(self, threads):
         """Context in which BLAS uses at most ``threads`` threads."""
         if threads >= self._in_force:
             return nullcontext()
         return self._shared.limit(threads)
+
+    @contextmanager
+    def epoch(self, threads):
+        """Context for one epoch with ``threads`` threads. Yields the number of
+        parts to run it in and the thread count to ``record`` its time under:
+        fewer than ``threads`` where epochs running in other threads hold some.
+        """
+        parts = self.parts(threads)
+        if not self._calls_blas:  # one thread, whatever the limit
+            with share_threads(1, self._in_force):
+                yield 1, threads
+            return
+        with share_threads(threads if parts == 1 else parts, self._in_force) as granted:
+            if parts == 1:  # BLAS's own threads, if any
+                with self.limit(granted):
+                    yield 1, granted
+            else:
+                with self.limit(1):  # each part's products on its own thread
+                    yield granted, granted
 
     def record(self, threads, seconds, n_samples):
         # Kept whatever the candidates: a call under another limit (one thread, say)

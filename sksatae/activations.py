@@ -96,7 +96,7 @@ class Activation:
         z = z.astype(np.float32 if z.dtype == np.float32 else np.float64, copy=False)
         out = np.empty((4, 1, z.size), z.dtype)
         out[1, 0] = z.ravel()
-        _respond_all(self.kernel_spec(), 1.0, out[1], out[0], out[2], out[3])
+        _respond_all(self.kernel_spec(), 1.0, out[1], out[0], out[2], out[3], 0, z.size)
         return out.reshape((4,) + z.shape)
 
     def function(self, z):

@@ -109,7 +109,7 @@ for dtype in (np.float64, np.float32):
     model.set_params(batch_size=1).fit(X.astype(dtype))
 names = ["gemm", "sgd_epoch", "sgd_epoch_single_sample", "encode", "energy", "_respond_all",
          "_tabulated_response", "_variations_outside", "_load_batch", "_residual",
-         "_hidden_gradient", "_normalize_rows"]
+         "_hidden_gradient", "_normalize_rows", "wait_for_parts"]
 print(json.dumps({"wrapped": wrapped, **{name: compiled[name] for name in names}}))
 """
     counts = json.loads(run_python(code, tmp_path, SKSATAE_NUMBA_CACHE="0").stdout)
@@ -117,7 +117,8 @@ print(json.dumps({"wrapped": wrapped, **{name: compiled[name] for name in names}
     assert counts == {"gemm": 2, "sgd_epoch": 2, "sgd_epoch_single_sample": 2, "encode": 2,
                       "energy": 2, "_respond_all": 2, "_tabulated_response": 1,
                       "_variations_outside": 1, "_load_batch": 2, "_residual": 2,
-                      "_hidden_gradient": 2, "_normalize_rows": 4}
+                      "_hidden_gradient": 2, "_normalize_rows": 4,
+                      "wait_for_parts": 0}  # an epoch in one part compiles none of the parts' code
 
 
 def test_float32_fit_compiles_no_float64_response_loop(tmp_path):

@@ -8,6 +8,7 @@ from threadpoolctl import threadpool_info
 
 from sksatae import _blas, _kernels
 from sksatae._blas import WARM_UP_SHAPE, gemm_address, warm_up_work_buffer
+from sksatae._parts import run_in_parts
 from sksatae.activations import (
     ACTIVATIONS,
     TabulatedActivation,
@@ -74,6 +75,30 @@ def test_gemm_matches_numpy(dtype, transpose_a, transpose_b, compiled_gemm):
     np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+@pytest.mark.parametrize("block", [(1, 4, 2, 5), (0, 6, 0, 7), (2, 3, 6, 7), (3, 3, 0, 7)],
+                         ids=["inner", "whole", "one-entry", "empty"])
+def test_gemm_changes_its_block_only(dtype, transpose_a, transpose_b, block,
+                                            compiled_gemm_block):
+    rng = np.random.default_rng(2)
+    m, k, n = 6, 5, 7
+    a = rng.standard_normal((k, m) if transpose_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if transpose_b else (k, n)).astype(dtype)
+    c = rng.standard_normal((m, n)).astype(dtype)
+    row, end_row, column, end_column = block
+    product = (a.T if transpose_a else a) @ (b.T if transpose_b else b)
+    expected = c.copy()
+    expected[row:end_row, column:end_column] = (
+        0.5 * c[row:end_row, column:end_column]
+        - 2.0 * product[row:end_row, column:end_column])
+    compiled_gemm_block(gemm_address(dtype), -2.0, a, transpose_a, b, transpose_b, 0.5, c,
+                        row, end_row, column, end_column)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(c, expected, rtol=tol, atol=tol)
+
+
 def test_work_buffer_warm_up_makes_one_valid_product_per_thread_and_routine(monkeypatch):
     calls, threads, real = [], [], _blas._fortran_gemm_through_ctypes
 
@@ -116,7 +141,7 @@ def test_float32_shrink_responses_are_computed_in_float32():
 
     pre = z.copy()
     codes, penalty, penalty_grad = (np.empty_like(z) for _ in range(3))
-    _kernels._respond_all(spec("shrink"), 0.5, pre, codes, penalty, penalty_grad)
+    _kernels._respond_all(spec("shrink"), 0.5, pre, codes, penalty, penalty_grad, 0, pre.size)
     np.testing.assert_array_equal(codes, expected)
     np.testing.assert_array_equal(penalty, np.abs(expected))
 
@@ -160,7 +185,7 @@ def test_full_batch_step_follows_finite_difference_gradient(activation, tied):
     loss_sum, _, n_seen, updates, finite = _kernels.sgd_epoch(
         gemm_address(np.float64), X, np.arange(len(X)), np.zeros(X.shape[1]), encoder,
         encoder_bias, decoder, decoder_bias, spec(activation), alpha, step, 0, 0, False,
-        _kernels.epoch_workspace(*X.shape, len(encoder), len(X), np.float64),
+        _kernels.epoch_workspace(*X.shape, len(encoder), len(X), np.float64), None, 0, 0,
     )
     assert finite and n_seen == len(X) and updates == 1
     np.testing.assert_allclose(loss_sum / n_seen, loss(before), rtol=1e-12)
@@ -206,25 +231,38 @@ def reference_epoch(X, order, shift, params, activation, alpha, step, batch_size
 
 def run_epoch(kernel, X, order, shift, params, activation, alpha, step, batch_size,
               normalize_every, update_count, measure_squares):
-    """``sgd_epoch`` ("gemm") or, at batch size 1, ``sgd_epoch_single_sample``."""
+    """``sgd_epoch`` ("gemm"), the same in parts ("parts<n>", one thread each)
+    or, at batch size 1, ``sgd_epoch_single_sample`` ("single")."""
     common = (X, order, shift, *params, activation, alpha, step)
     if kernel == "single":
         assert batch_size == 1
         workspace = _kernels.single_sample_workspace(X.shape[1], len(params[0]), X.dtype)
         return _kernels.sgd_epoch_single_sample(*common, normalize_every, update_count,
                                                 measure_squares, workspace)
-    workspace = _kernels.epoch_workspace(*X.shape, len(params[0]), batch_size, X.dtype)
-    return _kernels.sgd_epoch(gemm_address(X.dtype), *common, normalize_every, update_count,
-                              measure_squares, workspace)
+    n_parts = int(kernel[len("parts"):]) if kernel.startswith("parts") else 1
+    workspace = _kernels.epoch_workspace(*X.shape, len(params[0]), batch_size, X.dtype,
+                                         n_parts)
+    arguments = (gemm_address(X.dtype), *common, normalize_every, update_count,
+                 measure_squares, workspace)
+    results = run_in_parts(_kernels.sgd_epoch, arguments, n_parts)
+    for result in results[1:]:  # every part saw the same steps and losses
+        assert result[0] == results[0][0] and result[2:] == results[0][2:]
+    return (results[0][0], sum(result[1] for result in results), *results[0][2:])
 
 
-KERNELS = [("gemm", 4), ("gemm", 1), ("single", 1)]
+# Parts: 3 split a batch of 4 and 5 units unevenly; 7 leave parts without samples
+# or units; at batch size 1 one of two parts has no sample at every step; batches
+# of 9 rows of 7 features split the reconstruction's product by samples.
+KERNELS = [("gemm", 4), ("gemm", 1), ("single", 1), ("parts2", 4), ("parts3", 4),
+           ("parts7", 4), ("parts2", 1), ("parts3", 9)]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("activation", KERNEL_ACTIVATIONS, ids=str)
 @pytest.mark.parametrize("tied", [False, True])
-@pytest.mark.parametrize("kernel, batch_size", KERNELS, ids=["batch4", "batch1", "single"])
+@pytest.mark.parametrize("kernel, batch_size", KERNELS,
+                         ids=["batch4", "batch1", "single", "parts2", "parts3", "parts7",
+                              "parts2-batch1", "parts3-batch9"])
 def test_epoch_matches_numpy_reference(dtype, activation, tied, kernel, batch_size):
     X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=23, d=7, h=5, seed=3)
     X.setflags(write=False)
@@ -250,7 +288,7 @@ def test_epoch_matches_numpy_reference(dtype, activation, tied, kernel, batch_si
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("kernel", ["gemm", "single"])
+@pytest.mark.parametrize("kernel", ["gemm", "single", "parts2"])
 def test_epoch_reports_divergence_instead_of_continuing(kernel):
     X, *params = make_problem(n=50)
     *_, n_seen, updates, finite = run_epoch(kernel, 1e3 * X, np.arange(50), np.zeros(6), params,

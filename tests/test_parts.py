@@ -1,0 +1,229 @@
+"""Epochs run in parts, one thread each: the barrier, failures, and the estimator's use."""
+
+import threading
+
+import numba
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from sksatae import SaturatingAutoEncoder, _parts
+from sksatae._parts import run_in_parts, sync_buffer, wait_for_parts, yield_address
+from sksatae._threads import PART_FLOPS, SINGLE_THREAD_FLOPS, ThreadChoice, share_threads
+
+
+@numba.njit(nogil=True)
+def _count_in_step(counts, seen, steps, sync, address, part):
+    """Each part counts its steps; after each meeting it records the smallest
+    count of all parts, which must equal its own if no part ran ahead."""
+    n_parts = counts.shape[0]
+    for step in range(steps):
+        counts[part] = step + 1
+        if not wait_for_parts(sync, n_parts, address):
+            return False
+        least = counts[0]
+        for other in range(1, n_parts):
+            least = min(least, counts[other])
+        seen[part, step] = least
+        if not wait_for_parts(sync, n_parts, address):  # nobody counts on before all have read
+            return False
+    return True
+
+
+def _finishes(function, seconds=60):
+    """Run ``function`` in a thread; whether it returned within ``seconds``."""
+    done = []
+    thread = threading.Thread(target=lambda: done.append(function()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return bool(done)
+
+
+@pytest.mark.parametrize("n_parts", [2, 3, 5])
+def test_barrier_keeps_every_part_in_step(n_parts):
+    steps = 2000
+    counts, seen = np.zeros(n_parts, np.int64), np.zeros((n_parts, steps), np.int64)
+    results = run_in_parts(_count_in_step, (counts, seen, steps), n_parts)
+    assert results == [True] * n_parts
+    np.testing.assert_array_equal(seen, np.broadcast_to(np.arange(1, steps + 1), seen.shape))
+
+
+def test_a_part_that_fails_to_start_stops_the_others_and_is_raised():
+    counts, seen = np.zeros(2, np.int64), np.zeros((2, 100), np.int64)
+
+    def fail_in_a_worker():
+        if threading.current_thread().name.startswith("sksatae-epoch-part"):
+            raise MemoryError("no buffer for this part")
+
+    def run():
+        with pytest.raises(MemoryError, match="no buffer"):
+            run_in_parts(_count_in_step, (counts, seen, 100), 2, fail_in_a_worker)
+        return True
+
+    assert _finishes(run)  # part 0 did not wait for the part that never came
+    assert counts[0] <= 1  # and stopped at its first meeting
+
+
+def test_an_exception_in_the_callers_part_is_raised_after_the_workers_stop():
+    counts, seen = np.zeros(3, np.int64), np.zeros((3, 100), np.int64)
+
+    def interrupt_the_caller():
+        if threading.current_thread().name.startswith("sksatae-epoch-part"):
+            return
+        raise KeyboardInterrupt
+
+    def run():
+        with pytest.raises(KeyboardInterrupt):
+            run_in_parts(_count_in_step, (counts, seen, 100), 3, interrupt_the_caller)
+        return True
+
+    assert _finishes(run)
+    assert counts.max() <= 1  # the workers stopped at their first meeting
+
+
+def test_epochs_in_parts_from_several_threads_at_once_do_not_wait_for_each_other():
+    # Each epoch takes workers of its own: shared ones would deadlock two epochs
+    # each waiting for a part queued behind the other's.
+    outcomes = []
+
+    def one_epoch():
+        counts, seen = np.zeros(2, np.int64), np.zeros((2, 500), np.int64)
+        outcomes.append(run_in_parts(_count_in_step, (counts, seen, 500), 2))
+
+    def run():
+        threads = [threading.Thread(target=one_epoch) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return True
+
+    assert _finishes(run)
+    assert outcomes == [[True, True]] * 4
+
+
+def test_workers_are_reused_from_epoch_to_epoch():
+    names = []
+
+    def record():
+        names.append(threading.get_ident())
+
+    counts, seen = np.zeros(2, np.int64), np.zeros((2, 10), np.int64)
+    for _ in range(3):
+        run_in_parts(_count_in_step, (counts, seen, 10), 2, record)
+    workers = {ident for ident in names if ident != threading.get_ident()}
+    assert len(workers) == 1
+
+
+def test_sync_buffer_starts_cleared_and_yield_routine_is_found():
+    assert not sync_buffer().any()
+    assert yield_address() != 0  # sched_yield (POSIX) or SwitchToThread (Windows)
+
+
+def _model(n_threads, **params):
+    # 128 x 128 x 128 multiply-adds per product: 2 ** 21, two parts of 2 ** 20.
+    params = {"n_components": 128, "batch_size": 128, "max_iter": 3, "alpha": 0.1,
+              "alpha_step": 0.1, "random_state": 0, **params}
+    return SaturatingAutoEncoder(n_threads=n_threads, **params)
+
+
+@pytest.fixture(scope="module")
+def wide_data():
+    return np.random.default_rng(0).standard_normal((640, 128))
+
+
+def _parts_used(monkeypatch):
+    used, real = [], _parts.run_in_parts
+
+    def recording(kernel, arguments, n_parts, before_each=None):
+        used.append(n_parts)
+        return real(kernel, arguments, n_parts, before_each)
+
+    monkeypatch.setattr("sksatae._autoencoder.run_in_parts", recording)
+    return used
+
+
+def test_fit_in_parts_matches_the_fit_in_one_part(wide_data, monkeypatch):
+    used = _parts_used(monkeypatch)
+    with threadpool_limits(limits=1, user_api="blas"):
+        whole = _model("auto").fit(wide_data)
+    assert set(used) == {1}
+    used.clear()
+    with threadpool_limits(limits=2, user_api="blas"):
+        split = _model("auto").fit(wide_data)
+    assert set(used) == {2}
+    # The same steps, summed in another order in places: equal to rounding.
+    np.testing.assert_allclose(split.loss_curve_, whole.loss_curve_, rtol=1e-10)
+    for name in ("components_", "encoder_weights_", "intercept_hidden_", "intercept_visible_"):
+        np.testing.assert_allclose(getattr(split, name), getattr(whole, name), rtol=1e-8,
+                                   atol=1e-10)
+
+
+def test_fit_in_parts_is_reproducible_bit_for_bit(wide_data, monkeypatch):
+    used = _parts_used(monkeypatch)
+    with threadpool_limits(limits=2, user_api="blas"):
+        first = _model(2).fit(wide_data)
+        second = _model(2).fit(wide_data)
+    assert set(used) == {2}
+    for name in ("components_", "encoder_weights_", "intercept_hidden_", "intercept_visible_"):
+        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
+    np.testing.assert_array_equal(first.loss_curve_, second.loss_curve_)
+
+
+def test_partial_fit_in_parts_with_a_short_last_batch(wide_data, monkeypatch):
+    used = _parts_used(monkeypatch)
+    with threadpool_limits(limits=2, user_api="blas"):
+        model = _model(2, batch_size=192).partial_fit(wide_data[:200])  # batches of 192, 8
+        with threadpool_limits(limits=1, user_api="blas"):
+            reference = _model(2, batch_size=192).partial_fit(wide_data[:200])
+    assert used == [2, 1]
+    np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("threads, flops, expected", [
+    (1, 2**30, 1),  # one thread: one part
+    (2, 2**21, 2),
+    (4, 2**21, 2),  # each part at least PART_FLOPS
+    (4, 2**20 + 1, 1),
+    (8, 2**30, 8),
+])
+def test_parts_per_epoch(threads, flops, expected):
+    choice = ThreadChoice("auto", flops // (8 * 8), 8, 8, {})
+    assert choice.parts(threads) == expected
+    assert PART_FLOPS <= SINGLE_THREAD_FLOPS
+
+
+def test_single_sample_epochs_run_in_one_part():
+    choice = ThreadChoice(4, 1, 2**15, 2**15, {}, calls_blas=False)
+    assert choice.parts(4) == 1
+
+
+def test_overlapping_epochs_share_the_threads_available():
+    with share_threads(2, 2) as first:
+        with share_threads(2, 2) as second:  # the first holds both: at least one
+            with share_threads(3, 4) as third:
+                assert (first, second, third) == (2, 1, 1)
+        with share_threads(2, 2) as after:
+            assert after == 1
+    with share_threads(2, 2) as alone:
+        assert alone == 2
+
+
+def test_fits_in_parts_in_several_threads_at_once(wide_data, monkeypatch):
+    used = _parts_used(monkeypatch)
+    with threadpool_limits(limits=2, user_api="blas"):
+        alone = _model(2).fit(wide_data)
+        models = [_model(2) for _ in range(3)]
+
+        def run():
+            threads = [threading.Thread(target=model.fit, args=(wide_data,)) for model in models]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return True
+
+        assert _finishes(run, seconds=300)
+    assert used[0] == 2 and set(used) <= {1, 2}  # overlapping epochs: what was left
+    for model in models:
+        np.testing.assert_allclose(model.components_, alone.components_, rtol=1e-8, atol=1e-10)
