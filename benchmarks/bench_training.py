@@ -450,8 +450,10 @@ def bench_configuration(n_features, n_components, batch_size, dtype, threads, ar
 
 
 def estimator_threads(n_threads, batch_size, n_features, n_components, limit):
-    """The BLAS thread counts the estimator's epochs may use under ``limit``:
-    ``[]`` where it calls no BLAS (batch size 1)."""
+    """The thread counts the estimator's epochs may use under ``limit`` (an epoch
+    with more than one runs in as many parts, each with one BLAS thread, unless
+    its products are too small to split): ``[]`` where it calls no BLAS (batch
+    size 1)."""
     if batch_size == 1:
         return []
     with threadpool_limits(limits=limit, user_api="blas"):
@@ -604,7 +606,7 @@ def main(argv=None):
                                 f"{floor_ratio:.2f}"])
         print("\n## More threads against one (wall-clock time ratio; < 1 means faster)\n")
         print(_common.markdown_table(
-            ["d", "h", "batch", "dtype", "threads", "ours' BLAS threads", "ours n/1",
+            ["d", "h", "batch", "dtype", "threads", "ours' threads", "ours n/1",
              "floor n/1"], thread_rows))
 
     print("\n## Targets\n")
