@@ -172,25 +172,28 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         grows, as in Figure 5 of the paper).
 
     n_threads : "auto", "timed" or int, default="auto"
-        Upper bound on the BLAS threads used by ``fit`` and ``partial_fit``.
-        ``"auto"`` uses one thread unless a step's matrix products exceed
-        2**21 multiply-adds each (``batch_size * n_features *
-        n_components``), and the current limit above: a rule on sizes only,
-        so that a given ``random_state`` gives the same model bit for bit on
-        a given machine and limit, whatever the load.
+        Upper bound on the threads used by ``fit`` and ``partial_fit``. An
+        epoch with more than one thread runs in as many parts, one thread
+        each, which split every step's products and its elementwise work
+        between them (each part needs products of at least 2**20
+        multiply-adds). ``"auto"`` uses one thread unless a step's matrix
+        products exceed 2**21 multiply-adds each (``batch_size * n_features *
+        n_components``), and the current BLAS limit above: a rule on sizes
+        only, so that a given ``random_state`` gives the same model bit for
+        bit on a given machine and limit, whatever the load.
         ``"timed"`` times an epoch with the current limit and one with a
         single thread, keeps the faster (more threads only if at least 10%
         faster) and times the other again every 16 epochs (``partial_fit``
         calls count as epochs); products below 2**19 multiply-adds use one
-        thread untimed. It is faster on a free core, but BLAS libraries,
-        OpenBLAS included, may sum a product in another order when they
-        split it between threads, so ``"timed"`` fits can differ in their
-        last bits from run to run. An integer allows at most that many
-        threads. None of them raises the current limit (for instance the one
-        set by :class:`~threadpoolctl.threadpool_limits` or by joblib
-        workers). The limit is process-wide: fits running at once in
-        several threads share it, the smallest of their limits applying
-        while they overlap.
+        thread untimed. It is faster on a free core, but parts sum some
+        figures in another order than one thread does, so ``"timed"`` fits
+        can differ in their last bits from run to run. An integer allows at most that many
+        threads. None of them takes more threads than the current BLAS limit
+        (for instance the one set by :class:`~threadpoolctl.threadpool_limits`
+        or by joblib workers). The limit is process-wide: fits running at once
+        in several threads share it, the smallest of their limits applying
+        while they overlap, and an epoch takes no more threads than those
+        that the epochs of the others leave.
 
     shuffle : bool, default=True
         Whether to visit the samples in a new random order every epoch.

@@ -167,6 +167,7 @@ class _Worker:
     def __init__(self):
         self._jobs = queue.SimpleQueue()
         self._done = threading.Event()
+        self._done.set()  # idle
         self._thread = threading.Thread(target=self._serve, daemon=True,
                                         name="sksatae-epoch-part")
         self._thread.start()
@@ -246,11 +247,17 @@ def run_in_parts(kernel, arguments, n_parts, before_each=None):
             sync[ABANDONED] = 1
 
     workers = _take_workers(n_parts - 1)
-    for part, worker in enumerate(workers, start=1):
-        worker.start(lambda part=part: run(part))
-    run(0)
-    for worker in workers:
-        worker.wait()
+    try:
+        for part, worker in enumerate(workers, start=1):
+            worker.start(lambda part=part: run(part))
+        run(0)
+        for worker in workers:
+            worker.wait()
+    except BaseException:  # interrupted while waiting: the workers must not wait for part 0
+        sync[ABANDONED] = 1
+        for worker in workers:
+            worker.wait()
+        raise
     _return_workers(workers)
     if errors:
         raise errors[0]

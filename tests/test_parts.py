@@ -81,6 +81,39 @@ def test_an_exception_in_the_callers_part_is_raised_after_the_workers_stop():
     assert counts.max() <= 1  # the workers stopped at their first meeting
 
 
+@numba.njit(nogil=True)
+def _part_zero_leaves(met, sync, address, part):
+    """Part 0 returns at once; the others wait for it at their first meeting."""
+    if part == 0:
+        return True
+    met[part] = wait_for_parts(sync, met.shape[0], address)
+    return True
+
+
+def test_an_interruption_while_waiting_for_the_workers_stops_them(monkeypatch):
+    # Ctrl-C reaches the caller once its own part is done, while it waits for the
+    # others: they must not go on waiting for it at their next meeting.
+    real_wait, waited = _parts._Worker.wait, []
+
+    def interrupted_wait(self):
+        waited.append(self)
+        if len(waited) == 1:
+            raise KeyboardInterrupt
+        real_wait(self)
+
+    monkeypatch.setattr(_parts._Worker, "wait", interrupted_wait)
+    met = np.ones(2, np.int64)
+
+    def run():
+        with pytest.raises(KeyboardInterrupt):
+            run_in_parts(_part_zero_leaves, (met,), 2)
+        return True
+
+    assert _finishes(run)
+    assert len(waited) == 2 and waited[0]._done.is_set()  # waited for, and stopped
+    assert met[1] == 0  # told that the epoch was abandoned
+
+
 def test_epochs_in_parts_from_several_threads_at_once_do_not_wait_for_each_other():
     # Each epoch takes workers of its own: shared ones would deadlock two epochs
     # each waiting for a part queued behind the other's.
