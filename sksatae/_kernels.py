@@ -9,7 +9,9 @@ BLAS (``sgd_epoch_single_sample``), in three passes over the weights per step
 where the five products make five. In training, the encoder's bias is preloaded
 into the product's output and the decoder's is added in the loop that forms
 the residual; elementwise work runs in small functions of its own, whose loops
-the compiler vectorises more reliably than the same loops inline.
+the compiler vectorises more reliably than the same loops inline. With more
+than one thread, an epoch runs in parts, one per thread, each on its share of
+the samples, units and features (``sgd_epoch``, ``_parts``).
 
 Activations arrive as the plain tuple ``Activation.kernel_spec()`` builds:
 ``(code, width)`` for a closed form (``width`` is the shrink's), or
