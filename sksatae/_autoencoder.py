@@ -187,10 +187,11 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         calls count as epochs); products below 2**19 multiply-adds use one
         thread untimed. It is faster on a free core, but parts sum some
         figures in another order than one thread does, so ``"timed"`` fits
-        can differ in their last bits from run to run. An integer allows at most that many
-        threads. None of them takes more threads than the current BLAS limit
-        (for instance the one set by :class:`~threadpoolctl.threadpool_limits`
-        or by joblib workers). The limit is process-wide: fits running at once
+        can differ in their last bits from run to run. An integer allows at
+        most that many threads. None of them takes more threads than the
+        current BLAS limit (for instance the one set by
+        :class:`~threadpoolctl.threadpool_limits` or by joblib workers). The
+        limit is process-wide: fits running at once
         in several threads share it, the smallest of their limits applying
         while they overlap, and an epoch takes no more threads than those
         that the epochs of the others leave.
