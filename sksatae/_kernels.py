@@ -34,7 +34,7 @@ from numba.extending import overload
 
 from ._blas import gemm
 from ._jit import jit, subroutine
-from ._parts import wait_for_parts
+from ._parts import aligned_empty, wait_for_parts
 
 SHRINK, RELU, SATLINEAR, TABULATED_DISTANCE, TABULATED_VARIATION = 0, 1, 2, 3, 4
 F, F_SLOPE, M_PLUS, M_PLUS_SLOPE, M_MINUS, M_MINUS_SLOPE = 0, 1, 2, 3, 4, 5
@@ -358,20 +358,25 @@ def epoch_workspace(n_samples, n_features, n_components, batch_size, dtype, n_pa
     and one for a last, shorter batch (the same stack when there is none).
     Parts take turns between two batch buffers, so that one part can gather
     the next batch while another still updates the encoder with the last.
+    Buffers start at a cache line, and each part's sums, which its loops
+    write for every row of a batch, take cache lines of their own
+    (``_parts.aligned_empty``).
     """
     size = min(batch_size, n_samples)
     tail = n_samples % size
 
     def units(rows):
-        return np.empty((5, n_components, rows), dtype)
+        return aligned_empty((5, n_components, rows), dtype)
 
     full = units(size)
-    return (np.empty((2 if n_parts == 1 else 3, size, n_features), dtype),  # batches, residual
-            np.empty((n_parts, n_features), dtype),  # per part, per feature: residual sums
-            np.empty((n_parts, 2, n_features), np.float64),  # ...of its squares, of the data's
+    return (aligned_empty((2 if n_parts == 1 else 3, size, n_features), dtype),  # batches, residual
+            # Per part: per feature, the residual's sums, and the sums of its squares
+            # and of the data's; the step's summed squares and penalties.
+            aligned_empty((n_parts, n_features), dtype, per_part=True),
+            aligned_empty((n_parts, 2, n_features), np.float64, per_part=True),
             np.empty(n_components, dtype),  # per-unit sums of dL/dz
             full, units(tail) if tail else full,
-            np.empty((n_parts, 2), np.float64))  # per part: summed squares and penalties
+            aligned_empty((n_parts, 2), np.float64, per_part=True))
 
 
 @jit

@@ -43,9 +43,40 @@ SPINS_BEFORE_YIELD = 2000
 difference in arrival, far less than a step."""
 
 
+CACHE_LINE = 64
+"""Bytes per cache line on x86-64 and most ARM cores. Where lines are longer
+(128 bytes on Apple's M series), two parts' rows may still share one: that
+costs time, never correctness."""
+
+
+def aligned_empty(shape, dtype, per_part=False):
+    """``np.empty(shape, dtype)`` starting at a cache line; if ``per_part``,
+    with the last axis padded so that each row (one part's) starts at one too.
+
+    Parts that write beside each other on one cache line take it from each
+    other's core at every write, and the residual's loop writes its part's
+    per-feature sums for every row of a batch. NumPy aligns arrays to 16
+    bytes only, so without this the parts' rows of those sums, and the barrier's
+    counters, share lines with each other or with other small arrays
+    depending on where the allocator puts them.
+    """
+    dtype = np.dtype(dtype)
+    shape = tuple(shape)
+    if per_part:
+        per_line = CACHE_LINE // dtype.itemsize
+        shape = shape[:-1] + (-(-shape[-1] // per_line) * per_line,)
+    count = int(np.prod(shape))
+    buffer = np.empty(count + CACHE_LINE // dtype.itemsize, dtype)
+    offset = (-buffer.ctypes.data % CACHE_LINE) // dtype.itemsize
+    return buffer[offset:offset + count].reshape(shape)
+
+
 def sync_buffer():
-    """The barrier's shared state: arrivals, generation, abandoned flag."""
-    return np.zeros(3, np.int64)
+    """The barrier's shared state: arrivals, generation, abandoned flag, on a
+    cache line of its own."""
+    buffer = aligned_empty((CACHE_LINE // 8,), np.int64)
+    buffer[:] = 0
+    return buffer[:3]
 
 
 def _element_pointer(context, builder, array_type, array, index):

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from sksatae import SaturatingAutoEncoder, _parts
-from sksatae._parts import run_in_parts, sync_buffer, wait_for_parts, yield_address
+from sksatae import SaturatingAutoEncoder, _kernels, _parts
+from sksatae._parts import (CACHE_LINE, run_in_parts, sync_buffer, wait_for_parts,
+                            yield_address)
 from sksatae._threads import PART_FLOPS, SINGLE_THREAD_FLOPS, ThreadChoice, share_threads
 
 
@@ -151,6 +152,22 @@ def test_workers_are_reused_from_epoch_to_epoch():
 def test_sync_buffer_starts_cleared_and_yield_routine_is_found():
     assert not sync_buffer().any()
     assert yield_address() != 0  # sched_yield (POSIX) or SwitchToThread (Windows)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_what_each_part_writes_lies_on_cache_lines_of_its_own(dtype):
+    sync = sync_buffer()
+    assert sync.ctypes.data % CACHE_LINE == 0 and sync.nbytes <= CACHE_LINE
+    # 7 features and 2 sums: rows of 28, 56 and 16 bytes unless padded.
+    rows, visible_sums, squares, _, units, last_units, step_sums = \
+        _kernels.epoch_workspace(100, 7, 5, 16, dtype, n_parts=3)
+    for buffer in (rows, units, last_units):
+        assert buffer.ctypes.data % CACHE_LINE == 0
+    for per_part in (visible_sums, squares, step_sums):
+        assert per_part.shape[0] == 3 and per_part.flags.c_contiguous
+        for part in range(3):
+            assert per_part[part].ctypes.data % CACHE_LINE == 0
+            assert per_part[part].nbytes % CACHE_LINE == 0
 
 
 def _model(n_threads, **params):
