@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _kernels
 from ._blas import gemm_address, warm_up_work_buffer
 from ._parts import run_in_parts
-from ._threads import ThreadChoice
+from ._threads import ThreadChoice, limit_in_force
 from ._progress import TrainingProgress
 from .activations import (ACTIVATIONS, Activation, RectifiedLinear, SaturatedLinear, Shrink,
                           get_activation)
@@ -190,8 +190,11 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         can differ in their last bits from run to run. An integer allows at
         most that many threads. None of them takes more threads than the
         current BLAS limit (for instance the one set by
-        :class:`~threadpoolctl.threadpool_limits` or by joblib workers). The
-        limit is process-wide: fits running at once
+        :class:`~threadpoolctl.threadpool_limits` or by joblib workers), the
+        smallest over the BLAS libraries loaded: a ``threadpool_limits``
+        entered before ``import sksatae`` reaches NumPy's BLAS only, and
+        ``fit``, ``transform`` and ``score_samples`` then apply it to SciPy's,
+        which they call, as well. The limit is process-wide: fits running at once
         in several threads share it, the smallest of their limits applying
         while they overlap, and an epoch takes no more threads than those
         that the epochs of the others leave.
@@ -711,8 +714,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         activation = self._activation()
         out = np.empty((X.shape[0], encoder.shape[0]), dtype=X.dtype)
         address = gemm_address(X.dtype)
-        warm_up_work_buffer(address, X.dtype)
-        _kernels.encode(address, X, encoder, encoder_bias, activation.kernel_spec(), out)
+        with limit_in_force():
+            warm_up_work_buffer(address, X.dtype)
+            _kernels.encode(address, X, encoder, encoder_bias, activation.kernel_spec(), out)
         # |z| <= max|W^e| sum|X| + max|b^e|, and the closed forms give |f(z)| <= max(|z|, 1):
         # when that bound is far below overflow, the pass over the codes is not needed.
         bound = (float(np.max(np.abs(encoder), initial=0.0)) * float(input_size)
@@ -761,10 +765,12 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         X, _ = self._check_input(X)
         out = np.empty(X.shape[0], dtype=X.dtype)
         address = gemm_address(X.dtype)
-        warm_up_work_buffer(address, X.dtype)
         weights = self._weights_as(X.dtype)
         workspace = _kernels.energy_workspace(*X.shape, len(weights[0]), X.dtype)
-        _kernels.energy(address, X, *weights, self._activation().kernel_spec(), out, workspace)
+        with limit_in_force():
+            warm_up_work_buffer(address, X.dtype)
+            _kernels.energy(address, X, *weights, self._activation().kernel_spec(), out,
+                            workspace)
         return self._checked_output(out, "energies")
 
     def score_samples(self, X):

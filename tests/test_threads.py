@@ -1,10 +1,14 @@
 """The choice of BLAS threads per epoch (``sksatae._threads``)."""
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 
 from sksatae import _threads
 from sksatae._threads import (MULTITHREAD_GAIN, REPROBE_EVERY, SINGLE_THREAD_FLOPS,
-                              SMALL_PRODUCT_FLOPS, SharedLimit, ThreadChoice)
+                              SMALL_PRODUCT_FLOPS, SharedLimit, ThreadChoice, limit_in_force)
 
 
 class FakeLibrary:
@@ -197,3 +201,51 @@ def test_a_limit_that_cannot_be_set_is_not_counted():
             pass
     library.num_threads = 3  # changed outside any epoch: read afresh, not the saved 2
     assert shared.outer_limits() == [3]
+
+
+def test_the_smallest_limit_applies_to_every_library(monkeypatch):
+    # NumPy's BLAS limited to one thread, SciPy's (the kernels') not: a
+    # threadpool_limits entered before SciPy's was loaded.
+    scipy_blas, numpy_blas = FakeLibrary(2), FakeLibrary(1)
+    shared = SharedLimit([scipy_blas, numpy_blas])
+    monkeypatch.setattr(_threads, "_blas_limit", lambda: shared)
+    choice = ThreadChoice("auto", *LARGE, {})
+    assert choice.candidates == [1]
+    with choice.epoch(1) as (n_parts, used):
+        assert (n_parts, used) == (1, 1)
+        assert scipy_blas.num_threads == 1 and numpy_blas.num_threads == 1
+    with limit_in_force():
+        assert scipy_blas.num_threads == 1 and numpy_blas.num_threads == 1
+    assert scipy_blas.num_threads == 2 and numpy_blas.num_threads == 1
+
+
+def test_a_limit_entered_before_the_import_holds_in_fit_and_inference():
+    script = textwrap.dedent("""
+        import numpy as np
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            from sksatae import SaturatingAutoEncoder, _autoencoder, _kernels
+
+            seen = []
+            def recording(function):
+                def call(*args, **kwargs):
+                    seen.append(max(library["num_threads"] for library in threadpool_info()
+                                    if library["user_api"] == "blas"))
+                    return function(*args, **kwargs)
+                return call
+            _autoencoder.run_in_parts = recording(_autoencoder.run_in_parts)
+            _kernels.encode = recording(_kernels.encode)
+            _kernels.energy = recording(_kernels.energy)
+            X = np.random.default_rng(0).standard_normal((512, 256))
+            model = SaturatingAutoEncoder(n_components=128, batch_size=256, max_iter=2,
+                                          random_state=0).fit(X)
+            model.transform(X)
+            model.score_samples(X)
+            print(sorted(set(seen)), len(seen))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    threads, calls = result.stdout.split("]")
+    assert threads == "[1" and int(calls) >= 4  # epochs, transform, score_samples
