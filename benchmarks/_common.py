@@ -110,8 +110,12 @@ def settle_other_threads(timeout=1.0, interval=0.02):
     OpenBLAS's workers spin for a while after a threaded product. Counted in
     the process's CPU time of a single-threaded run that follows, they made
     the first method timed after a two-thread block look up to twice as slow
-    (``bench_training.py --threads 1 2``, 144 features, batch 128). Returns
-    whether they came to rest.
+    (``bench_training.py --threads 1 2``, 144 features, batch 128). In a
+    two-thread run that follows, they take a core from it: ours, timed right
+    after the floor's two-thread products, ran at 1.58 and 1.82 of the floor
+    (medians, ``--shapes 144:100 --batch-sizes 1024 --threads 2``, float32),
+    where the same rows after the one-thread block, which settles first,
+    gave 1.22 and 1.36. Returns whether they came to rest.
     """
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:

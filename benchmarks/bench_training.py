@@ -440,8 +440,7 @@ def bench_configuration(n_features, n_components, batch_size, dtype, threads, ar
                 set_torch_threads(n_threads)
                 for name, method in methods.items():
                     method.prepare(sizes[name])
-                    if n_threads == 1:
-                        _common.settle_other_threads()
+                    _common.settle_other_threads()
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")  # MLP's ConvergenceWarning
                         wall, cpu = _common.measure(method.run)
