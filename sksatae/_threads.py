@@ -191,19 +191,21 @@ def _blas_limit():
     return _shared_limit
 
 
-def limit_in_force():
-    """Context in which every BLAS library keeps to the smallest of their limits.
-
-    threadpoolctl's ``threadpool_limits`` reaches only the libraries loaded
-    when it is entered: entered before ``import sksatae``, it limits NumPy's
-    BLAS but not SciPy's, which the kernels call and which then keeps its
-    own threads. The smallest limit is the one the user set.
-    """
-    shared = _blas_limit()
-    limits = shared.outer_limits()
-    if not limits or max(limits) == min(limits):
+def _limit_to(shared, threads):
+    # Set unless every library allows no more already: threadpoolctl's
+    # threadpool_limits reaches only the libraries loaded when it is entered,
+    # so one entered before ``import sksatae`` limits NumPy's BLAS but not
+    # SciPy's, which the kernels call.
+    if threads >= max(shared.outer_limits(), default=1):
         return nullcontext()
-    return shared.limit(min(limits))
+    return shared.limit(threads)
+
+
+def limit_in_force():
+    """Context in which every BLAS library keeps to the smallest of their
+    limits, the one the user set (see ``_limit_to``)."""
+    shared = _blas_limit()
+    return _limit_to(shared, min(shared.outer_limits(), default=1))
 
 
 class ThreadChoice:
@@ -274,11 +276,8 @@ class ThreadChoice:
         return max(1, min(threads, self._flops // PART_FLOPS))
 
     def limit(self, threads):
-        """Context in which BLAS uses at most ``threads`` threads: set unless
-        every library allows no more already (see ``limit_in_force``)."""
-        if threads >= max(self._shared.outer_limits(), default=1):
-            return nullcontext()
-        return self._shared.limit(threads)
+        """Context in which BLAS uses at most ``threads`` threads."""
+        return _limit_to(self._shared, threads)
 
     @contextmanager
     def epoch(self, threads):
