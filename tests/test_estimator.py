@@ -335,12 +335,18 @@ def test_inference_refuses_what_overflows_the_dtype():
     big = SaturatingAutoEncoder(3, max_iter=1, random_state=0).fit(SMALL_DATA)
     big.intercept_visible_ = big.intercept_visible_ + 1e40
     small = SMALL_DATA.astype(np.float32)
-    for method in ("transform", "energy"):
+    for method in ("energy", "score_samples"):
         with pytest.raises(ValueError, match="reach 1e\\+40, beyond float32's range"):
             getattr(big, method)(small)
     with pytest.raises(ValueError, match="reach 1e\\+40, beyond float32's range"):
         big.inverse_transform(big.transform(SMALL_DATA).astype(np.float32))
     assert np.isfinite(big.energy(SMALL_DATA)).all()
+    # transform uses only the encoder's parameters, which fit float32.
+    np.testing.assert_allclose(big.transform(small), big.transform(SMALL_DATA), rtol=1e-5,
+                               atol=1e-6)
+    big.intercept_hidden_ = big.intercept_hidden_ - 1e40
+    with pytest.raises(ValueError, match="reach 1e\\+40, beyond float32's range"):
+        big.transform(small)
 
 
 def test_frame_without_columns_names_the_problem():
