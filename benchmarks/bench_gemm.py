@@ -16,10 +16,18 @@ per-unit buffers (codes, their gradients) laid out units by samples, as the
 kernel does, against samples by units, and prints the ratio: the
 measurement behind that choice of layout.
 
+``--parts`` times the five GEMMs of a step split as an epoch in two parts
+splits them (``sksatae/_parts.py``: the units for four products, the samples
+or the features for the decoder's), both parts run in turn on one thread,
+against the same products whole. Each part packs the operand it shares with
+the other for itself, where BLAS's own threads share one packing: the ratio
+is the work that splitting adds, before any waiting between the parts.
+
 Usage::
 
     python benchmarks/bench_gemm.py
     python benchmarks/bench_gemm.py --layouts
+    python benchmarks/bench_gemm.py --parts
 """
 
 import argparse
@@ -93,12 +101,104 @@ def compare_layouts():
                           "float64: units / samples"], rows))
 
 
+def compiled_step_in_parts():
+    """A compiled function making the five products of ``steps`` SGD steps,
+    each split in ``n_parts`` as ``_kernels.sgd_epoch`` splits them, the parts
+    of each product one after the other."""
+    import numba
+
+    from sksatae._blas import gemm
+
+    @numba.njit
+    def units_of(part, n_parts, n_components):
+        return n_components * part // n_parts, n_components * (part + 1) // n_parts
+
+    @numba.njit
+    def step_in_parts(address, xb, rb, encoder, decoder, codes, grad, n_parts, step, steps):
+        no, yes = xb.shape[0] < 0, xb.shape[0] >= 0  # runtime flags, as in the kernel
+        size, n_features = xb.shape
+        n_components = encoder.shape[0]
+        for _ in range(steps):
+            for part in range(n_parts):
+                unit, end_unit = units_of(part, n_parts, n_components)
+                gemm(address, 1.0, encoder, no, xb, yes, 0.0, codes, unit, end_unit, 0, size)
+            for part in range(n_parts):
+                row, end_row = 0, size
+                column = n_features * part // n_parts
+                end_column = n_features * (part + 1) // n_parts
+                if n_parts > 1 and size > n_features:
+                    row, end_row = size * part // n_parts, size * (part + 1) // n_parts
+                    column, end_column = 0, n_features
+                gemm(address, 1.0, codes, yes, decoder, no, 0.0, rb, row, end_row, column,
+                     end_column)
+            for part in range(n_parts):
+                unit, end_unit = units_of(part, n_parts, n_components)
+                gemm(address, 1.0, decoder, no, rb, yes, 0.0, grad, unit, end_unit, 0, size)
+                gemm(address, -step, codes, no, rb, no, 1.0, decoder, unit, end_unit, 0,
+                     n_features)
+                gemm(address, -step, grad, no, xb, no, 1.0, encoder, unit, end_unit, 0,
+                     n_features)
+
+    return step_in_parts
+
+
+def compare_parts(n_parts=2):
+    """CPU time of a step's five GEMMs split in ``n_parts``, run in turn on one
+    thread, over the same GEMMs whole."""
+    import time
+
+    from sksatae._blas import gemm_address
+
+    step_in_parts = compiled_step_in_parts()
+    report = environment_report()
+    print(f"# The five GEMMs of an SGD step split in {n_parts} parts as an epoch in parts "
+          "splits them, run in turn on one thread, over the same GEMMs whole\n")
+    print_environment(report)
+    print("\nPaired: the two run back to back, 15 times; the median of the ratios, and the "
+          "best over the best.")
+    rows = []
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1):
+        for d, h in SHAPES:
+            for batch in BATCHES + (1024,):
+                cells = [d, h, batch]
+                for dtype in (np.float32, np.float64):
+                    address = gemm_address(dtype)
+                    xb, rb = (rng.standard_normal((batch, d)).astype(dtype) for _ in range(2))
+                    encoder, decoder = ((0.1 * rng.standard_normal((h, d))).astype(dtype)
+                                        for _ in range(2))
+                    codes, grad = (np.empty((h, batch), dtype) for _ in range(2))
+                    steps = max(1, int(2e8 / (5 * batch * d * h)))
+
+                    def run(parts):
+                        start = time.process_time()
+                        step_in_parts(address, xb, rb, encoder, decoder, codes, grad, parts,
+                                      1e-9, steps)
+                        return time.process_time() - start
+
+                    run(1), run(n_parts)
+                    whole, split = zip(*[(run(1), run(n_parts)) for _ in range(15)])
+                    ratios = sorted(b / a for a, b in zip(whole, split))
+                    cells.append(f"{ratios[len(ratios) // 2]:.3f} ({min(split) / min(whole):.3f})")
+                rows.append(cells)
+    print()
+    print(markdown_table(["d", "h", "batch", f"float32: {n_parts} parts / whole",
+                          f"float64: {n_parts} parts / whole"], rows))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layouts", action="store_true",
                         help="compare the layouts of the per-unit buffers instead")
-    if parser.parse_args(argv).layouts:
+    parser.add_argument("--parts", action="store_true",
+                        help="time the products split as an epoch in two parts splits them, "
+                             "on one thread, against the same products whole")
+    args = parser.parse_args(argv)
+    if args.layouts:
         compare_layouts()
+        return
+    if args.parts:
+        compare_parts()
         return
     import numba
 
