@@ -38,6 +38,14 @@ alike, and the best of the repeats is kept.
 package) instead of SciPy's, so that ours and PyTorch run on one library:
 it tells the library's share of the ratios from the kernels'.
 
+Each measured run makes at least ``--min-steps`` minibatch steps (16; 3 with
+``--quick``) where the data size allows. Ours is ``partial_fit``, whose fixed
+cost per call (copying the weights, so that a call that fails leaves the model
+as it was; the intercepts' change of coordinates; the checks of the weights
+and of the last update) took about 10 ms at ``d=3072``, ``h=300``, float64,
+0.6 of a step at batch 16: in runs of 8 steps it weighed 5 to 10% against the
+floor, which has none (``docs/performance.md``).
+
 Clocks: with one thread the process's CPU time is used (on a shared machine it
 excludes time spent waiting for a core, so it is the cost of the work), each
 run starting once no other thread of the process uses the CPU (a BLAS worker
@@ -375,8 +383,10 @@ def set_torch_threads(n_threads):
         torch.set_num_threads(n_threads)
 
 
-def calibrate(method, batch_size, n_max, target_seconds, clock_index):
-    """Number of samples (a multiple of ``batch_size``, >= 3 batches) for a run of about target."""
+def calibrate(method, batch_size, n_max, target_seconds, clock_index, min_steps):
+    """Number of samples (a multiple of ``batch_size``) for a run of about target, and of
+    at least ``min_steps`` batches where ``n_max`` allows (always at least 3)."""
+    least = max(3 * batch_size, min(n_max, min_steps * batch_size) // batch_size * batch_size)
     n_samples = min(n_max, max(3 * batch_size, 256 // batch_size * batch_size))
     while True:
         method.prepare(n_samples)
@@ -386,7 +396,7 @@ def calibrate(method, batch_size, n_max, target_seconds, clock_index):
         n_samples = min(n_max, n_samples * 4)
     per_sample = seconds / n_samples
     wanted = int(target_seconds / max(per_sample, 1e-12))
-    return max(3 * batch_size, min(n_max, wanted) // batch_size * batch_size)
+    return max(least, min(n_max, wanted) // batch_size * batch_size)
 
 
 def bench_configuration(n_features, n_components, batch_size, dtype, threads, args, rng):
@@ -427,7 +437,7 @@ def bench_configuration(n_features, n_components, batch_size, dtype, threads, ar
         for name, method in methods.items():
             if name in ("floor", "required", "unprojected", "unshuffled"):
                 continue
-            sizes[name] = calibrate(method, batch_size, n_max, args.target, 1)
+            sizes[name] = calibrate(method, batch_size, n_max, args.target, 1, args.min_steps)
         sizes["floor"] = sizes["ours"]
         for variant in ("required", "unprojected", "unshuffled"):
             if variant in methods:
@@ -497,6 +507,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--target", type=float, default=None,
                         help="seconds of one measured run of each method")
+    parser.add_argument("--min-steps", type=int, default=None,
+                        help="minibatch steps per measured run at least, where --max-samples "
+                        "and --max-bytes allow (default 16; 3 with --quick)")
     parser.add_argument("--clock", choices=["auto", "wall", "cpu"], default="auto")
     parser.add_argument("--no-mlp", action="store_true", help="skip MLPRegressor")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=DEFAULT_METHODS,
@@ -517,6 +530,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 7)
     args.target = args.target or (0.05 if args.quick else 0.2)
+    args.min_steps = args.min_steps or (3 if args.quick else 16)
     shapes = ([tuple(int(v) for v in s.split(":")) for s in args.shapes]
               if args.shapes else SHAPES)
     has_torch = torch_available()
@@ -530,7 +544,8 @@ def main(argv=None):
     print(f"- command: python benchmarks/bench_training.py {' '.join(sys.argv[1:])}")
     if args.blas == "mkl":
         print("- ours and the floor call MKL's ?gemm (--blas mkl), not SciPy's")
-    print(f"- repeats {args.repeats}, about {args.target:g} s per run; clock: {args.clock} "
+    print(f"- repeats {args.repeats}, about {args.target:g} s per run and at least "
+          f"{args.min_steps} steps where the data allows; clock: {args.clock} "
           "(auto: CPU time with 1 thread, wall time with more)\n", flush=True)
 
     rng = np.random.default_rng(0)
