@@ -476,9 +476,14 @@ def estimator_threads(n_threads, batch_size, n_features, n_components, limit):
         return ThreadChoice(n_threads, batch_size, n_features, n_components, {}).candidates
 
 
+def clock_column(clock):
+    """Where ``clock``'s time sits in a (wall, cpu) pair."""
+    return 0 if clock == "wall" else 1
+
+
 def summarise(samples, clock):
     """Best and median seconds per sample for a list of (wall, cpu) per-sample times."""
-    values = [pair[0 if clock == "wall" else 1] for pair in samples]
+    values = [pair[clock_column(clock)] for pair in samples]
     return min(values), statistics.median(values)
 
 
@@ -507,16 +512,16 @@ def paired_ratio(row, name, reference):
     of best times, not this median."""
     if name not in row or reference not in row:
         return None
-    column = 0 if row["clock"] == "wall" else 1
+    column = clock_column(row["clock"])
     return statistics.median(
-        ours[column] / theirs[column]
-        for ours, theirs in zip(row["raw"][name], row["raw"][reference]))
+        timed[column] / other[column]
+        for timed, other in zip(row["raw"][name], row["raw"][reference]))
 
 
 def floor_spread(row):
     """The floor's slowest repeat over its fastest in one result row: how much the
     load moved the same work during the row's repeats."""
-    column = 0 if row["clock"] == "wall" else 1
+    column = clock_column(row["clock"])
     times = [pair[column] for pair in row["raw"]["floor"]]
     return max(times) / min(times)
 
