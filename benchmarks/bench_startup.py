@@ -66,13 +66,13 @@ clock = CompileClock()
 event.register("numba:compile", clock)
 
 from sksatae import SaturatingAutoEncoder
-X = np.random.default_rng(0).standard_normal((2000, 64)).astype({dtype})
+X = np.random.default_rng(0).standard_normal(({n_samples}, {n_features})).astype({dtype})
 def fit():
     model.fit(X)
 def infer():
     model.transform(X)
     model.score_samples(X)
-model = SaturatingAutoEncoder(32, activation={activation!r}, alpha=0.1, alpha_step=None,
+model = SaturatingAutoEncoder({n_components}, activation={activation!r}, alpha=0.1, alpha_step=None,
                               max_iter=1, batch_size={batch_size}, random_state=0)
 first_fit = timed(fit)
 fit_events = clock.total
@@ -80,7 +80,11 @@ first_infer = timed(infer)
 infer_events = clock.total - fit_events
 second_fit = timed(fit)
 second_infer = timed(infer)
-print(*first_fit, *second_fit, *first_infer, *second_infer, fit_events, infer_events)
+import sksatae._kernels
+# 1 where the fit ran its epochs in parts (a kernel compiled apart from the one-part one)
+in_parts = any(str(signature[-3]) != "none" for signature in sksatae._kernels.sgd_epoch.signatures)
+print(*first_fit, *second_fit, *first_infer, *second_infer, fit_events, infer_events,
+      int(in_parts))
 """
 
 WORK_BUFFER_PROBE = """
@@ -191,6 +195,11 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=10,
                         help="batch size of the fitted model (default: the estimator's, 10); "
                              "1 compiles the single-sample kernel instead of the minibatch one")
+    parser.add_argument("--shape", type=int, nargs=3, default=(2000, 64, 32),
+                        metavar=("N_SAMPLES", "N_FEATURES", "N_COMPONENTS"),
+                        help="size of the fitted data and model (default 2000 64 32); at "
+                             "sizes where the estimator takes two threads, the first fit "
+                             "compiles the kernel for epochs in parts instead")
     parser.add_argument("--work-buffer", action="store_true",
                         help="only measure what the warm-up of OpenBLAS's work buffer saves")
     parser.add_argument("--json", help="write the raw results to this file")
@@ -233,8 +242,10 @@ def main(argv=None):
     fit_rows = []
     for dtype in ("np.float64", "np.float32"):
         cold, warm = [], []
+        n_samples, n_features, n_components = args.shape
         probe = FIT_PROBE.format(dtype=dtype, activation=args.activation,
-                                 batch_size=args.batch_size)
+                                 batch_size=args.batch_size, n_samples=n_samples,
+                                 n_features=n_features, n_components=n_components)
         for _ in range(repeats):
             with tempfile.TemporaryDirectory(prefix="sksatae-numba-cache-") as cache_dir:
                 cold.append(run_child(probe, child_environment(cache_dir)))
@@ -257,17 +268,21 @@ def main(argv=None):
                 f"{best_and_median([r[8] for r in runs])[0]:.3f}",
                 f"{first_infer - second_infer:.3f}",
                 f"{best_and_median([r[9] for r in runs])[0]:.3f}",
+                ("single sample" if args.batch_size == 1 else
+                 " or ".join(sorted({"in parts" if r[10] else "one part" for r in runs}))),
             ])
     print("\n## First fit in a fresh process (seconds; best of the processes)\n")
-    print(f"Fit of 2000 x 64 samples, 32 units ({args.activation}), batch size "
-          f"{args.batch_size}, one epoch; then transform + score_samples.\n")
+    print(f"Fit of {args.shape[0]} x {args.shape[1]} samples, {args.shape[2]} units "
+          f"({args.activation}), batch size {args.batch_size}, one epoch; then transform + "
+          "score_samples.\n")
     print("\"Compile\" is the first call's CPU time less the second's: numba's compilation,"
           " and its start-up, which a warm cache does not save. \"Compile events\" is the"
           " part numba's own compile events account for (``numba.core.event``).\n")
     print(_common.markdown_table(
         ["dtype", "numba cache", "first fit wall", "first fit CPU", "second fit CPU",
          "compile in fit (CPU)", "compile events in fit (CPU)",
-         "compile in transform + score_samples (CPU)", "compile events (CPU)"], fit_rows))
+         "compile in transform + score_samples (CPU)", "compile events (CPU)",
+         "epoch kernel"], fit_rows))
 
     print("\n## Targets\n")
     import_cpu = best_and_median([s[1] for s in samples["import sksatae"]])[0]
