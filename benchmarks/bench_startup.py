@@ -80,9 +80,12 @@ first_infer = timed(infer)
 infer_events = clock.total - fit_events
 second_fit = timed(fit)
 second_infer = timed(infer)
-import sksatae._kernels
-# 1 where the fit ran its epochs in parts (a kernel compiled apart from the one-part one)
-in_parts = any(str(signature[-3]) != "none" for signature in sksatae._kernels.sgd_epoch.signatures)
+import inspect
+from sksatae._kernels import sgd_epoch
+# 1 where the fit ran its epochs in parts (a kernel compiled apart from the one-part one,
+# whose barrier argument is None)
+sync = list(inspect.signature(sgd_epoch.py_func).parameters).index("sync")
+in_parts = any(str(signature[sync]) != "none" for signature in sgd_epoch.signatures)
 print(*first_fit, *second_fit, *first_infer, *second_infer, fit_events, infer_events,
       int(in_parts))
 """
@@ -240,9 +243,9 @@ def main(argv=None):
         ["statement", "wall best", "wall median", "CPU best", "CPU added to the baseline"], rows))
 
     fit_rows = []
+    n_samples, n_features, n_components = args.shape
     for dtype in ("np.float64", "np.float32"):
         cold, warm = [], []
-        n_samples, n_features, n_components = args.shape
         probe = FIT_PROBE.format(dtype=dtype, activation=args.activation,
                                  batch_size=args.batch_size, n_samples=n_samples,
                                  n_features=n_features, n_components=n_components)
