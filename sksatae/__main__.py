@@ -59,7 +59,7 @@ def main(argv=None):
     reproduce_parser.add_argument("--out", default="reproduce_out",
                                   help="output folder, overwritten (default: reproduce_out)")
     reproduce_parser.add_argument("--quick", action="store_true",
-                                  help="smaller experiments, about a minute")
+                                  help="smaller experiments, about a third of the full run's time")
     reproduce_parser.add_argument("--mnist", default=None, metavar="PATH",
                                   help="folder with MNIST's IDX files (Figure 4 MNIST panels)")
     reproduce_parser.add_argument("--cifar10", default=None, metavar="PATH",

@@ -797,7 +797,7 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
     out : str or path-like, default="reproduce_out"
         Output folder, created if needed; files in it are overwritten.
     quick : bool, default=False
-        Smaller experiments (about a minute instead of several).
+        Smaller experiments (about a third of the full run's time).
     mnist, cifar10 : str or path-like, default=None
         Folders holding MNIST's IDX files and CIFAR-10's python batches; their
         Figure 4 panels are skipped when not given.
