@@ -23,7 +23,8 @@ the algorithm needs and the products leave out: the gather of each
 minibatch's rows in a new random order, and the decoder's re-projection;
 PyTorch's time over its time is the most that any implementation of this
 algorithm on this BLAS can reach, whatever it does about the rest of a step
-(unit responses, residual, biases, loss). The estimator without the
+(unit responses, residual, biases, loss), if it re-projects the decoder by a
+pass over its rows, as ours and PyTorch do. The estimator without the
 decoder's re-projection ("unprojected") shows how much of our distance to the
 floor is that projection, which the floor leaves out; without the shuffle
 ("unshuffled", not run unless asked for with ``--methods``), how much is the
@@ -166,7 +167,9 @@ class RequiredFloor(GemmFloor):
     re-projected on the estimator's schedule by the estimator's projection
     (``_common.compiled_gemm_floor(required=True)``). PyTorch's time over this
     one's bounds what any implementation of the algorithm on this BLAS can
-    reach against PyTorch, whatever it does about the rest of a step.
+    reach against PyTorch, whatever it does about the rest of a step, if it
+    re-projects by a pass over the decoder's rows (``docs/performance.md``
+    says how one could avoid that pass, and what it would save).
     """
 
     _compiled_required = None
@@ -714,7 +717,7 @@ def check_targets(results, has_torch, thread_rows, ratio):
         for bounds, reference, who in (
                 (ceilings, "floor", "a kernel at the floor of the five products"),
                 (required_ceilings, "required", "any implementation that makes the products, "
-                 "the shuffled gather and the re-projection")):
+                 "the shuffled gather and a pass for the re-projection")):
             if bounds and not held:
                 unreachable = sorted(row for ceiling, row in bounds.items() if ceiling < limit)
                 line += (f"; out of reach of {who} (PyTorch/{reference} below the target) at "
