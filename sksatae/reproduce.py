@@ -19,6 +19,7 @@ import copy
 import html
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -394,46 +395,87 @@ def _figure3(out, cfg, plotting, plt, progress):
     return summary
 
 
-def _shrink_on_patches(cfg, progress):
-    """Shrink on natural patches, stage by stage, measuring codes after each stage."""
+def _shrink_stages(X, seed, cfg, progress):
+    """One seed's shrink model trained stage by stage, measured after each
+    stage; returns the measurements, the model after the first stage and the
+    final model."""
     from .activations import complementary_function
+
+    model = _estimator(n_components=100, activation="shrink", alpha=0.0, alpha_step=None,
+                       max_iter=cfg["shrink_first_epochs"], random_state=seed)
+    stages, first_model = [], None
+    for index, alpha in enumerate(cfg["shrink_alphas"]):
+        if index:
+            model.set_params(warm_start=True, alpha=alpha, max_iter=cfg["shrink_stage_epochs"])
+        model.fit(X)
+        codes = model.transform(X)
+        pre_activation = X @ model.encoder_weights_.T + model.intercept_hidden_
+        penalty = complementary_function("shrink", pre_activation, model.shrink_width).sum()
+        l1 = np.abs(codes).sum()
+        stages.append({
+            "alpha": float(alpha),
+            "nonzero_fraction": float(np.mean(codes != 0)),
+            "spread": filter_spread(model.components_, (12, 12)),
+            "data_energy": float(model.energy(X).mean()),
+            "penalty_sum": float(penalty),
+            "l1_sum": float(l1),
+        })
+        if index == 0:
+            first_model = copy.deepcopy(model)
+        progress(f"shrink on {len(X)} patches, seed {seed}: alpha={alpha:g}, non-zero codes "
+                 f"{stages[-1]['nonzero_fraction']:.3f}, spread {stages[-1]['spread']:.2f}")
+    return stages, first_model, model
+
+
+def _shrink_on_patches(cfg, progress):
+    """Shrink on natural patches, stage by stage, measuring codes after each stage.
+
+    The controls (each seed's model trained as long without the penalty) are
+    fitted in a second thread while the staged models train in this one: the
+    kernels release the GIL, and at this size every fit keeps to one thread
+    whether or not the other runs, so the measurements are those of fitting
+    one after the other (bit for bit). The thread is a daemon, so that an
+    interrupted run does not wait for its fit to end.
+    """
     from .datasets import load_natural_patches
 
     X = load_natural_patches(12, cfg["patches"], random_state=0)
-    alphas = cfg["shrink_alphas"]
-    total_epochs = cfg["shrink_first_epochs"] + cfg["shrink_stage_epochs"] * (len(alphas) - 1)
-    per_seed, final_models, first_models, control_spreads = [], [], [], []
-    for seed in cfg["patch_seeds"]:
-        model = _estimator(n_components=100, activation="shrink", alpha=0.0, alpha_step=None,
-                           max_iter=cfg["shrink_first_epochs"], random_state=seed)
-        stages = []
-        for index, alpha in enumerate(alphas):
-            if index:
-                model.set_params(warm_start=True, alpha=alpha, max_iter=cfg["shrink_stage_epochs"])
-            model.fit(X)
-            codes = model.transform(X)
-            pre_activation = X @ model.encoder_weights_.T + model.intercept_hidden_
-            penalty = complementary_function("shrink", pre_activation, model.shrink_width).sum()
-            l1 = np.abs(codes).sum()
-            stages.append({
-                "alpha": float(alpha),
-                "nonzero_fraction": float(np.mean(codes != 0)),
-                "spread": filter_spread(model.components_, (12, 12)),
-                "data_energy": float(model.energy(X).mean()),
-                "penalty_sum": float(penalty),
-                "l1_sum": float(l1),
-            })
-            if index == 0:
-                first_models.append(copy.deepcopy(model))
-            progress(f"shrink on {len(X)} patches, seed {seed}: alpha={alpha:g}, non-zero codes "
-                     f"{stages[-1]['nonzero_fraction']:.3f}, spread {stages[-1]['spread']:.2f}")
-        per_seed.append(stages)
-        final_models.append(model)
-        control = _estimator(n_components=100, activation="shrink", alpha=0.0, alpha_step=None,
-                             max_iter=total_epochs, random_state=seed).fit(X)
-        control_spreads.append(filter_spread(control.components_, (12, 12)))
-        progress(f"shrink on patches without penalty for the same {total_epochs} epochs, seed "
-                 f"{seed}: spread {control_spreads[-1]:.2f}")
+    total_epochs = (cfg["shrink_first_epochs"]
+                    + cfg["shrink_stage_epochs"] * (len(cfg["shrink_alphas"]) - 1))
+    seeds = cfg["patch_seeds"]
+    spreads, errors, done = {}, {}, {seed: threading.Event() for seed in seeds}
+    stop = threading.Event()
+
+    def fit_controls():
+        for seed in seeds:
+            if stop.is_set():
+                return
+            try:
+                control = _estimator(n_components=100, activation="shrink", alpha=0.0,
+                                     alpha_step=None, max_iter=total_epochs,
+                                     random_state=seed).fit(X)
+                spreads[seed] = filter_spread(control.components_, (12, 12))
+            except BaseException as exc:  # raised in the main thread, which awaits it
+                errors[seed] = exc
+            finally:
+                done[seed].set()
+
+    threading.Thread(target=fit_controls, name="sksatae-control", daemon=True).start()
+    per_seed, first_models, final_models, control_spreads = [], [], [], []
+    try:
+        for seed in seeds:
+            stages, first_model, final_model = _shrink_stages(X, seed, cfg, progress)
+            per_seed.append(stages)
+            first_models.append(first_model)
+            final_models.append(final_model)
+            done[seed].wait()
+            if seed in errors:
+                raise errors[seed]
+            control_spreads.append(spreads[seed])
+            progress(f"shrink on patches without penalty for the same {total_epochs} epochs, "
+                     f"seed {seed}: spread {control_spreads[-1]:.2f}")
+    finally:
+        stop.set()  # after an error, no further control starts
     random_filters = np.random.default_rng(0).standard_normal((100, 144))
     return (per_seed, first_models, final_models, control_spreads,
             filter_spread(random_filters, (12, 12)))

@@ -1,6 +1,6 @@
 """The reproduction of the paper's experiments: ``python -m sksatae reproduce --quick``.
 
-One quick run (2 to 4 minutes on 2 cores) is shared by the tests below. Each claim is
+One quick run (1.5 to 2.5 minutes on 2 cores) is shared by the tests below. Each claim is
 checked against the thresholds fixed in ``sksatae.reproduce.CLAIM_THRESHOLDS``,
 re-derived here from the raw measurements in ``metrics.json`` so that a claim
 cannot pass by a bookkeeping error.
