@@ -395,14 +395,19 @@ def _figure3(out, cfg, plotting, plt, progress):
     return summary
 
 
+def _patch_shrink_model(seed, max_iter):
+    """The shrink model of the patch experiments, at alpha=0 (100 units)."""
+    return _estimator(n_components=100, activation="shrink", alpha=0.0, alpha_step=None,
+                      max_iter=max_iter, random_state=seed)
+
+
 def _shrink_stages(X, seed, cfg, progress):
     """One seed's shrink model trained stage by stage, measured after each
     stage; returns the measurements, the model after the first stage and the
     final model."""
     from .activations import complementary_function
 
-    model = _estimator(n_components=100, activation="shrink", alpha=0.0, alpha_step=None,
-                       max_iter=cfg["shrink_first_epochs"], random_state=seed)
+    model = _patch_shrink_model(seed, cfg["shrink_first_epochs"])
     stages, first_model = [], None
     for index, alpha in enumerate(cfg["shrink_alphas"]):
         if index:
@@ -451,9 +456,7 @@ def _shrink_on_patches(cfg, progress):
             if stop.is_set():
                 return
             try:
-                control = _estimator(n_components=100, activation="shrink", alpha=0.0,
-                                     alpha_step=None, max_iter=total_epochs,
-                                     random_state=seed).fit(X)
+                control = _patch_shrink_model(seed, total_epochs).fit(X)
                 spreads[seed] = filter_spread(control.components_, (12, 12))
             except BaseException as exc:  # raised in the main thread, which awaits it
                 errors[seed] = exc
