@@ -1,6 +1,7 @@
 """The SaturatingAutoEncoder estimator: parameters, validation, the alpha
 schedule and the epoch loop. The numerical work is in ``_kernels``."""
 
+import functools
 import math
 import time
 import warnings
@@ -52,6 +53,23 @@ class DivergenceError(FloatingPointError, ValueError):
     A ``ValueError`` too: a fixed ``learning_rate`` too large for the data is a
     bad parameter value, and code that handles scikit-learn's input errors
     (``except ValueError``) handles this one as well."""
+
+
+def restored_on_error(method):
+    """``method`` (a fit), with the estimator's attributes put back as they
+    were if it raises. Validation records the new input's width and column
+    names before training can fail, and a model must not be left with them
+    beside weights fitted to other data."""
+    @functools.wraps(method)
+    def method_restored_on_error(self, *args, **kwargs):
+        saved = dict(vars(self))
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(saved)
+            raise
+    return method_restored_on_error
 
 
 class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -237,12 +255,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         The decoder bias ``b^d``.
 
     learning_rate_ : float
-        The SGD step used at the end of the last call to ``fit`` (or of the
-        first call to ``partial_fit``): the resolved "auto" step, halved once
-        for every restarted stage.
+        The SGD step at the end of the last call to ``fit`` or ``partial_fit``:
+        ``learning_rate`` when it is a number; with "auto", the step resolved
+        from the data by ``fit`` or by the first ``partial_fit`` (which later
+        ``partial_fit`` calls continue with), halved once for every restarted
+        stage.
 
     n_iter_ : int
-        Epochs run in total, over all stages and calls.
+        Epochs run since the model was last fitted from scratch: over all
+        stages, and over the ``partial_fit`` calls and warm-started fits
+        that continued it.
 
     loss_curve_ : ndarray of shape (``n_iter_``,)
         Mean per-sample loss (Eq. 2, at the stage's alpha) of each epoch,
@@ -272,15 +294,18 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     -----
     Float32 input is trained and transformed in float32, float64 in float64
     (polars frames arrive as float64: scikit-learn's validation converts them
-    so). Data whose squares overflow the working dtype, or whose mean dwarfs
+    so). Training that continues a fitted model (``partial_fit`` after the
+    first call, ``warm_start``) keeps the model's dtype and converts ``X`` to
+    it. Data whose squares overflow the working dtype, or whose mean dwarfs
     its spread beyond what the dtype resolves (in float32, about 8000 times),
     is refused with a ValueError that says so; so are inputs whose codes or
     energies would overflow it.
     Sparse input is refused (the kernels are dense); densify it first.
 
-    Training state is kept exactly when an error interrupts it: if SGD
-    diverges, :class:`DivergenceError` is raised and the estimator is left as
-    it was before the call (unfitted, or with its previous fitted state). A
+    Training state is kept exactly when an error interrupts it: when ``fit``
+    or ``partial_fit`` raises (:class:`DivergenceError` if SGD diverges, a
+    ValueError for data it cannot train on), the estimator is left as it was
+    before the call, unfitted or with its previous fitted state. A
     ``KeyboardInterrupt`` stops training cleanly: the estimator keeps the
     weights of the last completed epoch and a warning says so.
 
@@ -371,6 +396,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     # ------------------------------------------------------------------ fit
 
+    @restored_on_error
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
         """Fit the model to ``X`` over the whole alpha schedule.
@@ -388,7 +414,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             The fitted estimator.
         """
         continuing = self.warm_start and hasattr(self, "components_")
-        X = self._validated(X, reset=not continuing)
+        X = self._validated(X, reset=not continuing, continuing=continuing)
         shift = _finite_mean(X, type(self).__name__)
         learning_rate = self._resolve_learning_rate(X, shift, _checked_squared_norms(X, shift))
         start = self.alpha_path_[-1] if continuing else None
@@ -397,6 +423,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self._train(X, shift, learning_rate, stages, self.max_iter, rng, continuing)
         return self
 
+    @restored_on_error
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
         """Run one pass of SGD over ``X`` at the final ``alpha`` (no schedule).
@@ -418,7 +445,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             The updated estimator.
         """
         first_pass = not hasattr(self, "components_")
-        X = self._validated(X, reset=first_pass)
+        X = self._validated(X, reset=first_pass, continuing=not first_pass)
         if first_pass:  # later calls: a NaN or inf in X shows as a loss that is not finite
             shift = _finite_mean(X, type(self).__name__)
             learning_rate = self._resolve_learning_rate(X, shift, _checked_squared_norms(X, shift))
@@ -540,7 +567,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 # None: the fitted model itself, rebuilt on a restart.
                 saved = (_copy(params, tied) if restartable
                          and not (continuing and stage_index == 0) else None)
-                stage_start = (saved, update_count, len(losses))
+                stage_start = (saved, update_count, len(losses), completed)
                 epoch = 0
                 while epoch < epochs:
                     if self.shuffle:
@@ -599,7 +626,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         warnings.warn(f"SGD diverged at {where}; restarting the stage with "
                                       f"half the step, {learning_rate:.4g}.",
                                       ConvergenceWarning, stacklevel=4)
-                        saved, update_count, n_losses = stage_start
+                        saved, update_count, n_losses, completed = stage_start
                         params = (_copy(saved, tied) if saved is not None else
                                   self._fitted_parameters_centred(shift, dtype, tied))
                         del losses[n_losses:]
@@ -670,14 +697,19 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         X = self._validated(X, reset=False)
         return X, _finite_absolute_sum(X, type(self).__name__)
 
-    def _validated(self, X, reset):
+    def _validated(self, X, reset, continuing=False):
+        """``X`` as an array of the working dtype: ``X``'s own when float32 or
+        float64, float64 otherwise; when ``continuing`` the training of a fitted
+        model, the model's, so that a batch of another dtype does not convert
+        the model to it."""
         # Not checked for NaN and inf here: every caller makes a pass over X that
         # also tells (training: the centred norms or the loss; inference: sum |X|),
         # and scikit-learn's check would be one more pass (5-7% of transform).
         if len(getattr(X, "shape", ())) == 2 and X.shape[1] == 0:  # a frame without columns
             raise ValueError(f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a "
                              "minimum of 1 is required.")
-        return validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=reset,
+        dtype = self.components_.dtype if continuing else [np.float64, np.float32]
+        return validate_data(self, X, dtype=dtype, order="C", reset=reset,
                              ensure_all_finite=False)
 
     def _weights_as(self, dtype, names=_ENCODER_WEIGHTS + _DECODER_WEIGHTS):
@@ -908,8 +940,11 @@ def _checked_squared_norms(X, shift):
             f"StandardScaler){' or pass float64' if dtype == np.float32 else ''}.")
     spread = math.sqrt(squared_norms.mean() / X.shape[1])
     offset = math.sqrt(np.mean(shift**2))
+    resolution = 1e3 * np.finfo(dtype).eps
+    if spread and offset * resolution > spread and _rows_all_equal(X):
+        spread = 0.0  # what is left is the rounding of the mean
     # Constant X: the activations' own unit scale is the one left to resolve.
-    if offset > (spread or 1.0) / (1e3 * np.finfo(dtype).eps):
+    if offset > (spread or 1.0) / resolution:
         or_float64 = " or pass float64" if dtype == np.float32 else ""
         raise ValueError(
             f"X's mean ({offset:.3g}, root mean square over features) is "
@@ -918,6 +953,13 @@ def _checked_squared_norms(X, shift):
             "resolve the data around so large an offset. Standardise X (for instance with "
             f"sklearn.preprocessing.StandardScaler){or_float64}.")
     return squared_norms
+
+
+def _rows_all_equal(X, block_elements=2**20):
+    """Whether every row of ``X`` equals the first, one block at a time."""
+    block = max(1, block_elements // max(1, X.shape[1]))
+    return all(np.array_equal(X[start:start + block], np.broadcast_to(
+        X[0], X[start:start + block].shape)) for start in range(0, X.shape[0], block))
 
 
 def _centred_squared_norms(X, shift, block_elements=2**20):

@@ -8,7 +8,7 @@ from sklearn.base import OutlierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._autoencoder import SaturatingAutoEncoder
+from ._autoencoder import SaturatingAutoEncoder, restored_on_error
 
 AUTO_MAD_MULTIPLIER = 3.0
 """Scaled MADs above the median training energy beyond which ``"auto"`` flags a sample."""
@@ -168,8 +168,10 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
     10
     """
 
-    # The model parameters are documented once, on SaturatingAutoEncoder.
-    __doc__ = __doc__.format(**_inherited_sections(SaturatingAutoEncoder.__doc__))
+    # The model parameters are documented once, on SaturatingAutoEncoder
+    # (``python -OO`` strips docstrings).
+    if __doc__ is not None:
+        __doc__ = __doc__.format(**_inherited_sections(SaturatingAutoEncoder.__doc__))
 
     _parameter_constraints = {
         **SaturatingAutoEncoder._parameter_constraints,
@@ -219,6 +221,7 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
         )
         self.contamination = contamination
 
+    @restored_on_error
     def fit(self, X, y=None):
         """Fit the auto-encoder to ``X`` and set the outlier threshold from it.
 
@@ -238,6 +241,7 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
         self._set_threshold(X)
         return self
 
+    @restored_on_error
     def partial_fit(self, X, y=None):
         """One pass of SGD over ``X``, then the threshold from ``X``'s energies.
 

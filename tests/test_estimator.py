@@ -8,14 +8,14 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
-from sksatae import DivergenceError, SaturatingAutoEncoder
+from sksatae import DivergenceError, SATAEOutlierDetector, SaturatingAutoEncoder
 from sksatae._autoencoder import _alpha_schedule, _centred_squared_norms
 from sksatae.activations import (
     ACTIVATIONS,
@@ -297,7 +297,7 @@ def test_data_the_dtype_cannot_train_on_is_refused(X, message, method):
     model = SaturatingAutoEncoder(3, max_iter=1, random_state=0)
     with pytest.raises(ValueError, match=message):
         getattr(model, method)(X)
-    assert not hasattr(model, "components_")
+    assert _fitted_state(model) == {}
 
 
 def test_offsets_the_dtype_resolves_are_trained():
@@ -417,6 +417,112 @@ def test_divergence_names_the_learning_rate_and_keeps_no_broken_state(digits):
         np.testing.assert_array_equal(getattr(fitted, key), value)
 
 
+def _fitted_state(model):
+    return {key: np.copy(value) for key, value in vars(model).items() if key.endswith("_")}
+
+
+def _refit_failures(n_features=3):
+    X = np.random.default_rng(2).standard_normal((20, n_features))
+    return [
+        (dict(learning_rate=1e4), X, DivergenceError),
+        ({}, np.where(X > 1, np.nan, X), "NaN"),
+        ({}, X * 1e200, "too large for float64"),
+    ]
+
+
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_a_failed_fit_leaves_the_fitted_model_as_it_was(method):
+    # Validation records the new input's width and column names before training can
+    # fail; left beside the old weights they made transform accept 3 columns of a
+    # 5-feature model and quietly use the first 3 columns of its weights.
+    pd = pytest.importorskip("pandas")
+    X5 = pd.DataFrame(np.random.default_rng(1).standard_normal((20, 5)), columns=list("abcde"))
+    # fit starts afresh on data of any width; partial_fit continues on the same width.
+    for params, X, error in _refit_failures(3 if method == "fit" else 5):
+        model = SaturatingAutoEncoder(3, max_iter=2, random_state=0).fit(X5)
+        before, codes = _fitted_state(model), model.transform(X5)
+        model.set_params(**params)
+        with pytest.raises(error if isinstance(error, type) else ValueError,
+                           match=None if isinstance(error, type) else error):
+            with warnings.catch_warnings():  # an array after a frame
+                warnings.simplefilter("ignore", UserWarning)
+                getattr(model, method)(X)
+        after = _fitted_state(model)
+        assert after.keys() == before.keys()
+        for key, value in before.items():
+            np.testing.assert_array_equal(after[key], value, err_msg=key)
+        np.testing.assert_array_equal(model.transform(X5), codes)
+        with pytest.raises(ValueError, match="3 features"):
+            model.transform(SMALL_DATA[:, :3])
+
+
+@pytest.mark.parametrize("estimator", [SaturatingAutoEncoder, SATAEOutlierDetector])
+def test_a_failed_first_fit_leaves_the_estimator_unfitted(estimator):
+    for params, X, error in _refit_failures():
+        model = estimator(n_components=3, max_iter=2, random_state=0, **params)
+        with pytest.raises(ValueError):  # DivergenceError is one too
+            model.fit(X)
+        assert _fitted_state(model) == {}
+        for method in ("transform", "score_samples", "energy"):
+            with pytest.raises(NotFittedError):
+                getattr(model, method)(X)
+
+
+def test_a_detector_whose_threshold_fails_keeps_its_previous_fit(monkeypatch):
+    detector = SATAEOutlierDetector(n_components=3, max_iter=2, random_state=0).fit(SMALL_DATA)
+    before = _fitted_state(detector)
+
+    def failing_threshold(self, X):
+        raise MemoryError("no memory for the energies")
+
+    monkeypatch.setattr(SATAEOutlierDetector, "_set_threshold", failing_threshold)
+    for method in ("fit", "partial_fit"):
+        with pytest.raises(MemoryError):
+            getattr(detector, method)(SMALL_DATA[::-1] * 2)
+        for key, value in before.items():
+            np.testing.assert_array_equal(getattr(detector, key), value, err_msg=key)
+
+
+@pytest.mark.parametrize("X", [
+    np.full((50, 4), 0.1),
+    np.repeat([[1.76, 0.4, 0.98]], 3, axis=0),
+    np.full((13, 5), 1e5 / 3),
+])
+@pytest.mark.parametrize("estimator", [SaturatingAutoEncoder, SATAEOutlierDetector])
+def test_constant_data_is_trained_even_where_its_mean_is_rounded(X, estimator):
+    # The mean of identical rows, rounded, leaves a "spread" of about eps times the
+    # offset, which the offset test took for data the dtype cannot resolve.
+    assert (X - X.mean(axis=0)).any()  # the case: a rounded mean
+    model = estimator(n_components=3, max_iter=2, random_state=0).fit(X)
+    assert np.isfinite(model.transform(X)).all() and np.isfinite(model.energy(X)).all()
+    # Rows that differ, by less than the dtype resolves around their offset, are refused.
+    nearly = X.copy()
+    nearly[0] = np.nextafter(X[0], np.inf)
+    with pytest.raises(ValueError, match="cannot resolve"):
+        estimator(n_components=3, max_iter=2, random_state=0).fit(nearly)
+
+
+@pytest.mark.parametrize("first, later", [(np.float64, np.float32), (np.float32, np.float64)])
+def test_continued_training_keeps_the_models_dtype(first, later):
+    # A batch of another dtype must not convert the model (float64 to float32 would lose
+    # its precision for good); the batch is converted instead.
+    model = SaturatingAutoEncoder(3, max_iter=2, random_state=0).fit(SMALL_DATA.astype(first))
+    model.partial_fit(SMALL_DATA.astype(later))
+    assert model.components_.dtype == first and model.encoder_weights_.dtype == first
+    assert model.intercept_hidden_.dtype == first and model.intercept_visible_.dtype == first
+    model.set_params(warm_start=True).fit(SMALL_DATA.astype(later))
+    assert model.components_.dtype == first
+    assert model.transform(SMALL_DATA.astype(later)).dtype == later  # inference follows X
+
+
+def test_detector_imports_without_docstrings():
+    # python -OO strips docstrings; the detector's is filled in from the auto-encoder's.
+    done = subprocess.run([sys.executable, "-OO", "-c",
+                           "from sksatae import SATAEOutlierDetector; print('imported')"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "imported" in done.stdout, done.stderr
+
+
 def test_divergence_is_caught_before_the_loss_overflows():
     from sksatae.datasets import make_manifold_2d
 
@@ -461,6 +567,43 @@ def test_keyboard_interrupt_keeps_last_completed_epoch(digits, monkeypatch):
     np.testing.assert_allclose(model.alpha_path_, [0.0, 0.1])
     assert model.stage_components_.shape[0] == 2
     assert np.isfinite(model.transform(X)).all()
+
+
+def test_keyboard_interrupt_after_a_restarted_stage_keeps_the_stages_start(digits, monkeypatch):
+    # Interrupted before the restarted stage completes an epoch, the model must not keep
+    # the weights of the abandoned attempt beside attributes that stop before it.
+    from sksatae import _kernels
+
+    X, _ = digits
+    real_epoch = _kernels.sgd_epoch
+
+    def scripted(plan):
+        calls = []
+
+        def epoch(*args):
+            calls.append(1)
+            if plan.get(len(calls)) == "interrupt":
+                raise KeyboardInterrupt
+            outcome = real_epoch(*args)
+            if plan.get(len(calls)) == "diverge":
+                return (np.inf, *outcome[1:])
+            return outcome
+        return epoch
+
+    def fit(plan):
+        monkeypatch.setattr(_kernels, "sgd_epoch", scripted(plan))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return small_model(alpha=0.2, max_iter=3, keep_stage_components=True).fit(X)
+
+    # Epochs 4 to 6 are the second stage: the third diverges, the retry is interrupted.
+    model = fit({6: "diverge", 7: "interrupt"})
+    reference = fit({4: "interrupt"})  # interrupted at the start of the second stage
+    assert model.n_iter_ == 3 and model._update_count == reference._update_count
+    np.testing.assert_array_equal(model.alpha_path_, [0.0])
+    for key in ("components_", "encoder_weights_", "intercept_hidden_", "intercept_visible_",
+                "loss_curve_", "stage_components_"):
+        np.testing.assert_array_equal(getattr(model, key), getattr(reference, key), err_msg=key)
 
 
 @pytest.mark.parametrize("tqdm_installed", [True, False])

@@ -42,7 +42,8 @@ OVERFLOW_ERROR = "overflow float|beyond float32's range"
 def beyond_the_dtype(values, dtype):
     """Whether the documented limits refuse training on ``values`` in ``dtype``:
     squares of centred values near overflow, or a mean more than about
-    1/(1000 eps) times the spread (the activations' unit scale for constant data)."""
+    1/(1000 eps) times the spread (the activations' unit scale for constant data,
+    rows all equal in ``dtype``)."""
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0 or not np.isfinite(values).all():
         return False
@@ -54,6 +55,9 @@ def beyond_the_dtype(values, dtype):
     if not np.isfinite(centred).all() or np.sqrt(centred.max()) > 1e-3 * np.sqrt(info.max):
         return True
     spread = np.sqrt(centred.mean() / values.shape[1])
+    rows = values.astype(dtype)
+    if (rows == rows[0]).all():  # constant data, whatever the rounding of its mean
+        spread = 0.0
     return bool(offset > (spread or 1.0) / (1e3 * info.eps))
 
 
