@@ -8,6 +8,9 @@ from numbers import Integral, Real
 import numpy as np
 
 MAX_TABULATION_ERROR = 1e-4
+NEGLIGIBLE_TAIL = 1e-12
+"""An end slope that moves f by less than this fraction of its scale across the
+whole range counts as 0 (see ``tabulate``)."""
 _DIFFERENCE_STEP = 1e-5
 _BISECTIONS = 64
 
@@ -35,6 +38,12 @@ def tabulate(function, derivative, name, complementary, smoothing, limits, n_poi
         _check_derivative(name, given, slopes, nodes, flat)
         slopes = given
     slopes[_inside(nodes, flat)] = 0.0
+    # f has reached its asymptote at such an end (a sigmoid's slope is 4e-18 at -40):
+    # it continues there at its end value, not along that slope, which would take it
+    # below the asymptote, and far from it at large |z|.
+    for end in (0, -1):
+        if abs(slopes[end]) * (upper - lower) <= NEGLIGIBLE_TAIL * scale:
+            slopes[end] = 0.0
     flat_rows = _flat_rows(function, derivative, flat)
 
     if complementary == "auto":

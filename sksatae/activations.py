@@ -241,8 +241,10 @@ class TabulatedActivation(Activation):
     exact constant, with ``f' = 0``; a grid cell cut by a flat interval's edge
     is interpolated from the edge, found to full precision by bisection.
     Outside the tabulated range f continues linearly with its slope at the
-    range's end (a flat end stays flat), and Eq. 3's ``M+`` and ``M-`` are
-    continued exactly for that linear extension.
+    range's end; a flat end stays flat, and so does an end where f has
+    reached its asymptote, whose slope would move f by less than 1e-12 of
+    its scale across the whole range (the built-in sigmoid's left end). Eq.
+    3's ``M+`` and ``M-`` are continued exactly for that extension.
 
     Attributes
     ----------
@@ -355,10 +357,51 @@ class TabulatedActivation(Activation):
         return self.table.shape[0]
 
     def kernel_spec(self):
+        self._check_tables()
         code = _TABULATED_DISTANCE if self.complementary_form == "distance" else _TABULATED_VARIATION
         lower, upper = self.limits
         step = (upper - lower) / (self.n_points - 1)
         return (code, 0.0, float(lower), float(step), float(self.smoothing), self.table, self.flat)
+
+    def _check_tables(self):
+        """Refuse fields the compiled code cannot use safely: it reads the tables
+        without bounds checks. ``from_function`` builds valid ones; this guards
+        objects built or edited by hand."""
+        def refuse(problem):
+            raise ValueError(f"TabulatedActivation {self.name!r}: {problem}; build it with "
+                             "TabulatedActivation.from_function.")
+
+        if self.complementary_form not in ("distance", "variation"):
+            refuse(f"complementary_form must be 'distance' or 'variation', got "
+                   f"{self.complementary_form!r}")
+        table, flat = self.table, self.flat
+        if not (isinstance(table, np.ndarray) and table.dtype == np.float64 and table.ndim == 2
+                and table.shape[0] >= 2 and table.shape[1] == 6 and table.flags.c_contiguous):
+            refuse("table must be a C-ordered float64 array of shape (n_points >= 2, 6) "
+                   "(f, f', M+, M+', M-, M-' at the nodes), got "
+                   f"{getattr(table, 'dtype', type(table).__name__)} of shape "
+                   f"{getattr(table, 'shape', None)}")
+        if not np.isfinite(table).all():
+            refuse("table holds NaN or infinite values")
+        if not (isinstance(flat, np.ndarray) and flat.dtype == np.float64 and flat.ndim == 2
+                and flat.shape[1] == 5 and flat.flags.c_contiguous):
+            refuse("flat must be a C-ordered float64 array of shape (n_intervals, 5) (start, "
+                   f"stop, value, slope before, slope after), got shape {getattr(flat, 'shape', None)}")
+        starts, stops = flat[:, 0], flat[:, 1]
+        if (np.isnan(flat).any() or not np.isfinite(flat[:, 2:]).all()
+                or (starts > stops).any() or (stops[:-1] >= starts[1:]).any()):
+            refuse("flat must hold sorted, disjoint intervals with finite values and slopes")
+        if self.complementary_form == "distance" and not len(flat):
+            refuse("complementary_form 'distance' needs a flat interval")
+        try:
+            lower, upper = (float(limit) for limit in self.limits)
+        except (TypeError, ValueError):  # not two numbers
+            lower = upper = np.nan
+        if not (np.isfinite([lower, upper]).all() and lower < upper):
+            refuse(f"limits must be two finite floats, lower first, got {self.limits!r}")
+        if not (isinstance(self.smoothing, Real) and np.isfinite(self.smoothing)
+                and self.smoothing > 0):
+            refuse(f"smoothing must be a positive float, got {self.smoothing!r}")
 
     def __repr__(self):
         details = f"{self.name!r}, complementary={self.complementary_form!r}"

@@ -7,7 +7,7 @@ import pytest
 from scipy.integrate import quad
 from scipy.special import expit
 
-from sksatae import _kernels
+from sksatae import SaturatingAutoEncoder, _kernels
 from sksatae.activations import (
     ACTIVATIONS,
     CLOSED_FORMS,
@@ -207,6 +207,61 @@ def test_extrapolation_beyond_the_tabulated_range():
     np.testing.assert_array_equal(relu.complementary([-1e6, 1e6]), [0.0, 1e6])
     tanh = get_activation("tanh")  # |f'| is ~0 past +-40, so M+ and M- relax to it
     assert tanh.complementary(45.0) <= tanh.complementary(39.0) < 1e-15
+
+
+@pytest.mark.parametrize("name, low, high", [("sigmoid", 0.0, 1.0), ("tanh", -1.0, 1.0)])
+def test_built_in_eq3_activations_stay_in_their_range_far_beyond_the_table(name, low, high):
+    # The sigmoid's slope at -40 is 4e-18, not 0: continued along it, f fell below 0 at
+    # -41 and reached -425 at -1e20. Where f has reached its asymptote it stays there.
+    far = np.array([-1e300, -1e20, -1e17, -1e3, -50.0, 50.0, 1e3, 1e17, 1e300])
+    values = activation_function(name, far)
+    assert np.all((low <= values) & (values <= high))
+    np.testing.assert_allclose(values, np.where(far < 0, low, high), atol=1e-17, rtol=0)
+    np.testing.assert_array_equal(activation_derivative(name, far), 0.0)
+    assert np.all(complementary_function(name, far) >= 0)
+    # A tail with a slope still continues along it.
+    leaky = TabulatedActivation.from_function(lambda z: np.maximum(z, 1e-3 * z), limits=(-2, 2))
+    np.testing.assert_allclose(leaky.function([-1e6]), [-1e3], rtol=1e-9)
+
+
+def test_codes_of_a_built_in_sigmoid_stay_in_its_range_on_huge_input():
+    X = np.random.default_rng(0).standard_normal((40, 5))
+    model = SaturatingAutoEncoder(4, activation="sigmoid", max_iter=2, random_state=0).fit(X)
+    codes = model.transform(X * 1e18)
+    assert np.all((codes >= 0) & (codes <= 1))
+
+
+def _fields(activation, **changes):
+    return {**{key: getattr(activation, key) for key in (
+        "name", "complementary_form", "smoothing", "limits", "table", "flat",
+        "tabulation_error")}, **changes}
+
+
+@pytest.mark.parametrize("changes, message", [
+    (lambda a: dict(table=a.table[:, :2].copy()), "shape \\(n_points >= 2, 6\\)"),
+    (lambda a: dict(table=np.asfortranarray(a.table)), "C-ordered float64"),
+    (lambda a: dict(table=a.table.astype(np.float32)), "C-ordered float64"),
+    (lambda a: dict(table=np.full_like(a.table, np.nan)), "NaN or infinite"),
+    (lambda a: dict(flat=np.zeros((1, 3))), "flat must be"),
+    (lambda a: dict(flat=np.array([[1.0, 0.0, 0.0, 0.0, 0.0]])), "sorted, disjoint"),
+    (lambda a: dict(complementary_form="foo"), "'distance' or 'variation'"),
+    (lambda a: dict(complementary_form="distance"), "needs a flat interval"),
+    (lambda a: dict(limits=(20.0, -20.0)), "limits"),
+    (lambda a: dict(limits=(1.0,)), "limits"),
+    (lambda a: dict(smoothing=-1.0), "smoothing"),
+])
+def test_hand_built_tables_are_checked_before_compiled_code_reads_them(changes, message):
+    # The compiled interpolant reads the tables without bounds checks: a two-column
+    # table gave values read past its end, different from run to run.
+    tanh = TabulatedActivation.from_function(np.tanh)
+    broken = TabulatedActivation(**_fields(tanh, **changes(tanh)))
+    for evaluate in (broken.function, broken.complementary):
+        with pytest.raises(ValueError, match=message):
+            evaluate([0.3])
+    with pytest.raises(ValueError, match=message):
+        SaturatingAutoEncoder(2, activation=broken, max_iter=1).fit(np.eye(3))
+    np.testing.assert_array_equal(TabulatedActivation(**_fields(tanh)).complementary([0.3]),
+                                  tanh.complementary([0.3]))
 
 
 def test_derivative_can_be_given_and_is_checked():
