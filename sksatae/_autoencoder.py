@@ -36,6 +36,9 @@ has diverged, even while still finite."""
 _MAX_STEP_HALVINGS = 6
 """How often an "auto" step is halved, restarting the stage, before giving up."""
 
+MAX_STAGES = 10_000
+"""The most stages an alpha schedule may have (``alpha_step``)."""
+
 _PAPER_SAMPLES_PER_PROJECTION = 10
 """The paper re-projects the decoder every 10 per-sample SGD updates."""
 
@@ -125,7 +128,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Progressive schedule (Section 4): stages use
         ``alpha = 0, alpha_step, 2 * alpha_step, ...`` and end exactly at
         ``alpha``, each warm-started from the previous one. None trains at
-        ``alpha`` directly.
+        ``alpha`` directly. At most 10,000 stages: a larger ``alpha /
+        alpha_step`` is refused.
 
     max_iter : int, default=30
         Epochs (passes over the data) at each alpha stage (the paper's 30).
@@ -174,18 +178,21 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         SGD updates were per sample; letting minibatches drift for 10 updates
         between projections makes SGD unstable at large ``alpha``), and never
         re-projects tied ones: the paper re-projects its untied shrink and
-        rectified-linear models and not its tied saturated-linear ones. Tied weights have no such ambiguity
-        (scaling them changes the reconstruction), and re-projecting an
-        over-complete tied basis fights the reconstruction term.
+        rectified-linear models and not its tied saturated-linear ones. Tied
+        weights have no such ambiguity (scaling them changes the
+        reconstruction), and re-projecting an over-complete tied basis fights
+        the reconstruction term. None (or 0) never re-projects.
 
     init_scale : float, default=1.0
         Norm of each initial encoder row. Both bases start from the same random
         unit-norm directions (the encoder as a copy of the decoder basis); this
         scales the encoder's copy (and so the tied matrix, when weights are
-        tied). A small value (say 0.1) starts the model close to a linear
-        auto-encoder whose units all work in their linear regime, which is the
-        starting point the paper's energy landscapes (Figures 2 and 3) show
-        without the penalty; 1.0 starts with many units already saturated.
+        tied). For relu and satlinear a small value (say 0.1) starts the
+        model close to a linear auto-encoder, the unregularised reference of
+        the paper's energy landscapes (Figures 2 and 3); for shrink, with zero
+        biases, it starts most units inside the flat region, where they get
+        no gradient (73% of the codes of standardised digits at 0.1, against
+        9% at 1.0).
 
     keep_stage_components : bool, default=False
         Keep a copy of the decoder basis at the end of every alpha stage in
@@ -618,9 +625,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                                  "outputs the mean")
                         if self.learning_rate != "auto" or halvings == _MAX_STEP_HALVINGS:
                             raise DivergenceError(
-                                f"SGD diverged at {where}. Lower learning_rate (or use "
-                                "learning_rate='auto') and standardise the data. The "
-                                "estimator was left as it was before this call.")
+                                f"SGD diverged at {where}. {self._divergence_advice(continuing)}"
+                                " The estimator was left as it was before this call.")
                         halvings += 1
                         learning_rate /= 2
                         warnings.warn(f"SGD diverged at {where}; restarting the stage with "
@@ -658,6 +664,18 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self._commit(params, shift, tied, update_count, learning_rate, losses, stages,
                      stage_snapshots, continuing)
         self._thread_timings = timings  # for the next partial_fit call's choice
+
+    def _divergence_advice(self, continuing):
+        if self.learning_rate != "auto":
+            return ("Lower learning_rate (or use learning_rate='auto') and standardise the "
+                    "data.")
+        advice = (f"The 'auto' step was halved {_MAX_STEP_HALVINGS} times without success: "
+                  "pass a smaller float learning_rate or a smaller init_scale; an activation "
+                  "whose slope grows with z can diverge at any step.")
+        if continuing:
+            advice += (" The step was set from the data that started this model: data of a "
+                       "larger scale needs a smaller step.")
+        return advice
 
     def _commit(self, params, shift, tied, update_count, learning_rate, losses, stages,
                 stage_snapshots, continuing):
@@ -892,6 +910,11 @@ def _alpha_schedule(start, stop, step):
     if first >= stop - 1e-12 * max(1.0, stop):
         return [0.0, stop] if start is None and stop > 0 else [stop]
     count = math.ceil((stop - first) / step - 1e-9)
+    if count >= MAX_STAGES:  # alpha=1e300 would build a list of 1e301 stages
+        raise ValueError(
+            f"alpha={stop:g} in steps of alpha_step={step:g} from {first:g} makes {count + 1:.3g} "
+            f"stages of max_iter epochs each, more than {MAX_STAGES}; raise alpha_step, or set "
+            "it to None to train at alpha directly.")
     return [round(first + i * step, 12) for i in range(count)] + [stop]
 
 

@@ -57,6 +57,16 @@ def test_alpha_schedule(start, stop, step, expected):
     assert _alpha_schedule(start, stop, step)[-1] == stop
 
 
+@pytest.mark.parametrize("alpha, alpha_step", [(1e300, 0.1), (1.0, 1e-7)])
+def test_a_schedule_of_too_many_stages_is_refused_at_once(alpha, alpha_step):
+    # alpha=1e300 passed parameter validation, then built a list of 1e301 stages.
+    model = SaturatingAutoEncoder(2, alpha=alpha, alpha_step=alpha_step)
+    with pytest.raises(ValueError, match="stages of max_iter epochs each, more than 10000"):
+        model.fit(SMALL_DATA)
+    assert _fitted_state(model) == {}
+    assert len(_alpha_schedule(None, 999.9, 0.1)) == 10000  # the most accepted
+
+
 def test_fit_runs_the_schedule_and_records_it(digits):
     X, _ = digits
     model = small_model(alpha=0.2, max_iter=3, keep_stage_components=True).fit(X)
@@ -649,6 +659,25 @@ def test_init_scale_sets_the_initial_encoder_norm(tied):
     np.testing.assert_allclose(np.linalg.norm(model.encoder_weights_, axis=1), 0.1)
     expected_decoder_norm = 0.1 if tied else 1.0
     np.testing.assert_allclose(np.linalg.norm(model.components_, axis=1), expected_decoder_norm)
+
+
+def test_divergence_with_the_auto_step_advises_what_is_left_to_change(monkeypatch):
+    # The advice to use learning_rate="auto" is no help to a model that uses it.
+    monkeypatch.setattr(SaturatingAutoEncoder, "_resolve_learning_rate",
+                        lambda self, X, shift, norms: 1e8)
+    model = SaturatingAutoEncoder(3, max_iter=1, alpha_step=None, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.raises(DivergenceError, match="halved 6 times") as caught:
+            model.fit(SMALL_DATA)
+    assert "learning_rate='auto'" not in str(caught.value)
+    assert "init_scale" in str(caught.value) and "scale needs" not in str(caught.value)
+    monkeypatch.undo()
+    model.fit(SMALL_DATA)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.raises(DivergenceError, match="data of a larger scale needs a smaller step"):
+            model.partial_fit(SMALL_DATA * 1e5)
 
 
 def test_partial_fit_restarts_from_the_fitted_model_when_its_auto_step_diverges():
