@@ -289,6 +289,7 @@ def run_in_parts(kernel, arguments, n_parts, before_each=None):
         sync[ABANDONED] = 1
         for worker in workers:
             worker.wait()
+        _return_workers(workers)
         raise
     _return_workers(workers)
     if errors:

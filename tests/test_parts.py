@@ -113,6 +113,7 @@ def test_an_interruption_while_waiting_for_the_workers_stops_them(monkeypatch):
     assert _finishes(run)
     assert len(waited) == 2 and waited[0]._done.is_set()  # waited for, and stopped
     assert met[1] == 0  # told that the epoch was abandoned
+    assert waited[0] in _parts._idle_workers  # and back in the pool for the next epoch
 
 
 def test_epochs_in_parts_from_several_threads_at_once_do_not_wait_for_each_other():
