@@ -5,7 +5,8 @@ import sys
 
 
 def demo(args):
-    """Fit a SATAE on scikit-learn's bundled digits and print what it learned."""
+    """Fit a SATAE with each activation (shrink, relu, satlinear) on scikit-learn's bundled
+    digits and print what each learned."""
     import numpy as np
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
@@ -48,22 +49,36 @@ def reproduce(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m sksatae", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo_parser = commands.add_parser("demo", help=demo.__doc__)
-    demo_parser.add_argument("--n-components", type=int, default=64)
-    demo_parser.add_argument("--alpha", type=float, default=0.1)
-    demo_parser.add_argument("--max-iter", type=int, default=30)
+    parser = argparse.ArgumentParser(
+        prog="python -m sksatae",
+        description="Saturating auto-encoders: a demo on scikit-learn's digits, and the "
+                    "reproduction of Goroshin & LeCun (2013). Run 'python -m sksatae COMMAND "
+                    "--help' for a command's options.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    demo_parser = commands.add_parser("demo", help=demo.__doc__, description=demo.__doc__)
+    demo_parser.add_argument("--n-components", type=int, default=64, metavar="N",
+                             help="hidden units of each model (default: %(default)s)")
+    demo_parser.add_argument("--alpha", type=float, default=0.1,
+                             help="final saturation strength, reached in steps from 0 "
+                                  "(default: %(default)s)")
+    demo_parser.add_argument("--max-iter", type=int, default=30, metavar="N",
+                             help="epochs at each alpha stage (default: %(default)s)")
     demo_parser.set_defaults(run=demo)
-    reproduce_parser = commands.add_parser("reproduce", help=reproduce.__doc__)
-    reproduce_parser.add_argument("--out", default="reproduce_out",
-                                  help="output folder, overwritten (default: reproduce_out)")
+    reproduce_parser = commands.add_parser("reproduce", help=reproduce.__doc__,
+                                           description=reproduce.__doc__)
+    reproduce_parser.add_argument("--out", default="reproduce_out", metavar="DIR",
+                                  help="output folder, overwritten (default: %(default)s)")
     reproduce_parser.add_argument("--quick", action="store_true",
                                   help="smaller experiments, about a third of the full run's time")
-    reproduce_parser.add_argument("--mnist", default=None, metavar="PATH",
-                                  help="folder with MNIST's IDX files (Figure 4 MNIST panels)")
-    reproduce_parser.add_argument("--cifar10", default=None, metavar="PATH",
-                                  help="folder with CIFAR-10's python batches (Figure 4 CIFAR panels)")
+    reproduce_parser.add_argument("--mnist", default=None, metavar="DIR",
+                                  help="folder with MNIST's IDX files, read before the "
+                                       "experiments start (Figure 4 MNIST panels; skipped "
+                                       "when not given)")
+    reproduce_parser.add_argument("--cifar10", default=None, metavar="DIR",
+                                  help="folder with CIFAR-10's python batches, read before the "
+                                       "experiments start (Figure 4 CIFAR panels; skipped when "
+                                       "not given)")
     reproduce_parser.set_defaults(run=reproduce)
     args = parser.parse_args(argv)
     args.run(args)

@@ -248,6 +248,24 @@ def _find_mnist_file(folder, name):
     return None
 
 
+def _mnist_hints(folder, missing):
+    """What the folder holds in place of the missing files: copies of MNIST
+    whose names have dots or underscores for hyphens (``train-images.idx3-ubyte``,
+    as on Kaggle), or a folder of the expected name."""
+    hints = []
+    for name in missing:
+        in_the_way = (folder / name).is_dir()
+        misnamed = []
+        for file in sorted(folder.iterdir()):
+            stem, gz = (file.name[:-3], ".gz") if file.name.endswith(".gz") else (file.name, "")
+            if stem != name and stem.replace(".", "-").replace("_", "-") == name and file.is_file():
+                misnamed.append(f"Found {file.name!r}: rename it {name + gz!r}")
+        if in_the_way:
+            misnamed = [f"{hint} once the folder {name!r} is out of the way" for hint in misnamed]
+        hints += misnamed or ([f"{name!r} is a folder, not a file"] if in_the_way else [])
+    return "".join(f" {hint}." for hint in hints)
+
+
 def _read_idx(file, magic, n_dims):
     """The dimensions and unsigned bytes of an IDX file of the given magic number."""
     opener = gzip.open if file.suffix == ".gz" else open
@@ -313,7 +331,9 @@ def load_mnist(path, kind="train"):
     Raises
     ------
     FileNotFoundError
-        When a file is missing; the message names the expected files.
+        When a file is missing; the message names the expected files, and the
+        renames that would give them to files named with dots or underscores
+        for hyphens (``train-images.idx3-ubyte``).
     ValueError
         When a file is malformed (not readable, wrong magic number, size not
         matching its header) or the numbers of images and labels differ.
@@ -335,6 +355,7 @@ def load_mnist(path, kind="train"):
             f"MNIST {kind} files not found in {str(folder)!r}: expected "
             + " and ".join(f"{name!r} (or {name + '.gz'!r})" for name in missing)
             + "."
+            + _mnist_hints(folder, missing)
         )
     (n_images, rows, cols), pixels = _read_idx(images_file, _IDX_IMAGES_MAGIC, 3)
     (n_labels,), labels = _read_idx(labels_file, _IDX_LABELS_MAGIC, 1)
@@ -348,6 +369,7 @@ def load_mnist(path, kind="train"):
 
 
 _CIFAR_FOLDER = "cifar-10-batches-py"
+_CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
 _CIFAR_N_FEATURES = 3 * 32 * 32
 
 
@@ -424,22 +446,31 @@ def load_cifar10(path, kind="train"):
     Raises
     ------
     FileNotFoundError
-        When a batch is missing; the message names the expected files.
+        When a batch is missing; the message names the expected files, and
+        says to extract ``cifar-10-python.tar.gz`` first when the folder holds
+        only the archive.
     ValueError
         When a batch is malformed: not unpicklable, not a dict with
         ``b"data"`` and ``b"labels"``, data not of shape (n, 3072) with
         levels 0-255, labels not matching the images or outside 0-9.
     """
-    folder = _check_folder(path)
+    given = folder = _check_folder(path)
     names = _cifar_batch_names(kind)
     if not (folder / names[0]).is_file() and (folder / _CIFAR_FOLDER).is_dir():
         folder = folder / _CIFAR_FOLDER
     missing = [name for name in names if not (folder / name).is_file()]
     if missing:
+        hint = ""
+        if (given / _CIFAR_ARCHIVE).is_file():
+            hint = (
+                f" Found {_CIFAR_ARCHIVE!r}: extract it first (tar -xzf {_CIFAR_ARCHIVE}) "
+                f"and pass the {_CIFAR_FOLDER!r} folder it creates, or the folder "
+                "containing it."
+            )
         raise FileNotFoundError(
             f"CIFAR-10 {kind} batches not found in {str(folder)!r}: missing "
             f"{', '.join(repr(name) for name in missing)} (expected "
-            f"{', '.join(repr(name) for name in names)})."
+            f"{', '.join(repr(name) for name in names)})." + hint
         )
     batches = [_read_cifar_batch(folder / name) for name in names]
     X = np.concatenate([data for data, _ in batches]) / 255.0

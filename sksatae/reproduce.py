@@ -539,8 +539,11 @@ def _digits(cfg, progress):
     return models
 
 
-def _external(name, path, cfg, progress):
-    """Shrink and saturated linear on MNIST (binarised) or CIFAR-10, if given."""
+def _external_data(name, path, cfg):
+    """MNIST (binarised) or CIFAR-10, subsampled and standardised, and its image shape.
+
+    Read before the built-in experiments, so that a wrong folder fails at once
+    with the loader's error rather than minutes later."""
     from sklearn.preprocessing import StandardScaler
 
     from .datasets import load_cifar10, load_mnist
@@ -553,14 +556,18 @@ def _external(name, path, cfg, progress):
         X, _ = load_cifar10(path)
         shape = (32, 32, 3)
     X = X[np.random.default_rng(0).permutation(len(X))[: cfg["external_samples"]]]
-    X = StandardScaler().fit_transform(X)
+    return StandardScaler().fit_transform(X), shape
+
+
+def _external(name, X, cfg, progress):
+    """Shrink and saturated linear on MNIST or CIFAR-10, if given."""
     models = {}
     for activation in ("shrink", "satlinear"):
         models[activation] = _estimator(
             n_components=100, activation=activation, alpha=0.5,
             max_iter=cfg["external_epochs"], keep_stage_components=True, random_state=0).fit(X)
         progress(f"{activation} on {name} ({len(X)} samples) fitted")
-    return models, shape
+    return models
 
 
 # ------------------------------------------------------------------- claims
@@ -845,7 +852,10 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
         Smaller experiments (about a third of the full run's time).
     mnist, cifar10 : str or path-like, default=None
         Folders holding MNIST's IDX files and CIFAR-10's python batches; their
-        Figure 4 panels are skipped when not given.
+        Figure 4 panels are skipped when not given. They are read (with
+        :func:`~sksatae.datasets.load_mnist` and
+        :func:`~sksatae.datasets.load_cifar10`) before any experiment runs,
+        so a wrong folder or file fails at once, with the loader's error.
     stream : file-like or None, default=sys.stderr
         Where progress lines go; None is silent.
 
@@ -862,10 +872,14 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
     from . import plotting
 
     cfg = SETTINGS["quick" if quick else "full"]
+    progress = _Progress(stream)
+    external = {name: _external_data(name, path, cfg)
+                for name, path in (("mnist", mnist), ("cifar10", cifar10)) if path is not None}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    progress = _Progress(stream)
     progress(f"writing into {out.resolve()} ({'quick' if quick else 'full'} run)")
+    for name, (X, _) in external.items():
+        progress(f"{name} read: {len(X)} samples kept")
 
     _figure1(out, plotting, plt, progress)
     fig2 = _figure2(out, cfg, plotting, plt, progress)
@@ -888,13 +902,14 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
                "figure6_complementary.png", "figure2_sigmoid_energy.png"]
 
     skipped = []
-    for name, path, shape_note in (("mnist", mnist, "MNIST"), ("cifar10", cifar10, "CIFAR-10")):
-        if path is None:
+    for name, shape_note in (("mnist", "MNIST"), ("cifar10", "CIFAR-10")):
+        if name not in external:
             skipped.append(f"Figure 4 {shape_note} panels: no --{name} folder given (nothing is "
                            "downloaded; binary digits and natural patches stand in).")
             progress(skipped[-1])
             continue
-        models, shape = _external(name, path, cfg, progress)
+        X, shape = external.pop(name)
+        models = _external(name, X, cfg, progress)
         fig, axes = plt.subplots(1, 2, figsize=(12, 6))
         for ax, (activation, model) in zip(axes, models.items()):
             plotting.plot_components(model, shape, ax=ax, title=f"{activation}, {shape_note}, alpha=0.5",

@@ -220,6 +220,36 @@ def test_mnist_missing_files(tmp_path, mnist_arrays):
     assert "train-images" not in str(info.value)
 
 
+def test_mnist_misnamed_files_hint_the_rename(tmp_path, mnist_arrays):
+    # Some copies (Kaggle's) have a dot for the hyphen before "idx"; with
+    # plain and gzipped files, and a folder of the expected name in the way.
+    images, labels = mnist_arrays
+    _write(tmp_path / "train-images.idx3-ubyte", _idx_bytes(images, 0x803), gz=False)
+    _write(tmp_path / "train-labels.idx1-ubyte", _idx_bytes(labels, 0x801), gz=True)
+    with pytest.raises(FileNotFoundError, match="not found") as info:
+        load_mnist(tmp_path)
+    message = str(info.value)
+    assert "Found 'train-images.idx3-ubyte': rename it 'train-images-idx3-ubyte'." in message
+    assert "Found 'train-labels.idx1-ubyte.gz': rename it 'train-labels-idx1-ubyte.gz'." in message
+    (tmp_path / "train-images-idx3-ubyte").mkdir()
+    with pytest.raises(FileNotFoundError,
+                       match="rename it 'train-images-idx3-ubyte' once the folder "
+                             "'train-images-idx3-ubyte' is out of the way"):
+        load_mnist(tmp_path)
+    (tmp_path / "train-images.idx3-ubyte").unlink()
+    with pytest.raises(FileNotFoundError,
+                       match="'train-images-idx3-ubyte' is a folder, not a file"):
+        load_mnist(tmp_path)
+    with pytest.raises(FileNotFoundError) as info:
+        load_mnist(tmp_path, kind="test")  # no t10k files of any name: no hint
+    assert str(info.value).endswith("(or 't10k-labels-idx1-ubyte.gz').")
+    (tmp_path / "train-images-idx3-ubyte").rmdir()
+    (tmp_path / "train-labels.idx1-ubyte.gz").rename(tmp_path / "train-labels-idx1-ubyte.gz")
+    _write(tmp_path / "train-images-idx3-ubyte", _idx_bytes(images, 0x803), gz=False)
+    X, y = load_mnist(tmp_path)
+    np.testing.assert_array_equal(y, labels)
+
+
 def test_mnist_not_a_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a folder"):
         load_mnist(tmp_path / "nowhere")
@@ -342,6 +372,18 @@ def test_cifar_missing_batches(tmp_path):
         load_cifar10(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a folder"):
         load_cifar10(tmp_path / "nowhere")
+
+
+def test_cifar_archive_only_hints_extraction(tmp_path):
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b\x08\x00")
+    for kind in ("train", "test"):
+        with pytest.raises(FileNotFoundError,
+                           match="not found.*Found 'cifar-10-python.tar.gz': extract it first"):
+            load_cifar10(tmp_path, kind=kind)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError) as info:
+        load_cifar10(tmp_path / "empty")
+    assert "extract" not in str(info.value)
 
 
 def test_cifar_bad_kind(tmp_path):

@@ -23,3 +23,34 @@ def test_plain_import_loads_neither_scikit_learn_nor_numba():
     code = "import sys, sksatae; print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'numba', 'scipy'}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _help(capsys, argv):
+    from sksatae.__main__ import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv + ["--help"])
+    assert info.value.code == 0
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [[], ["demo"], ["reproduce"]])
+def test_command_line_help_is_plain_text(capsys, argv):
+    text = _help(capsys, argv)
+    for markup in ("``", ":func:", ":class:", ":ref:", ":doc:"):
+        assert markup not in text
+
+
+def test_demo_help_describes_every_option(capsys):
+    text = _help(capsys, ["demo"])
+    assert "shrink, relu, satlinear" in text
+    for option, default in (("--n-components N", 64), ("--alpha ALPHA", 0.1),
+                            ("--max-iter N", 30)):
+        line = text[text.index(f"  {option}"):].split("\n  -")[0]
+        assert f"(default: {default})" in " ".join(line.split()), option
+
+
+def test_reproduce_folders_are_dirs(capsys):
+    text = _help(capsys, ["reproduce"])
+    assert "--mnist DIR" in text and "--cifar10 DIR" in text
+    assert "PATH" not in text

@@ -7,6 +7,7 @@ cannot pass by a bookkeeping error.
 """
 
 import json
+import pickle
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from scipy.integrate import quad
 
 pytest.importorskip("matplotlib")
 
+from sksatae import reproduce  # noqa: E402
 from sksatae.__main__ import main  # noqa: E402
 from sksatae.reproduce import CLAIM_THRESHOLDS, ENERGY_THRESHOLD, filter_spread  # noqa: E402
 
@@ -169,3 +171,85 @@ def test_filter_spread_reference_values():
         filter_spread(np.ones((2, 10)), (12, 12))
     with pytest.raises(ValueError, match="all-zero"):
         filter_spread(np.zeros((1, 144)), (12, 12))
+
+
+# ------------------------------------------- --mnist / --cifar10 read up front
+
+
+class _ExperimentStarted(Exception):
+    pass
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """The experiments that run before the external data sets' panels, each
+    replaced by one that records its name and stops the run."""
+    calls = []
+
+    def stop(name):
+        def experiment(*args, **kwargs):
+            calls.append(name)
+            raise _ExperimentStarted(name)
+        return experiment
+
+    for name in ("_figure1", "_figure2", "_figure3", "_figure6", "_figure2_sigmoid",
+                 "_shrink_on_patches", "_satlinear_on_patches", "_digits", "_external"):
+        monkeypatch.setattr(reproduce, name, stop(name))
+    return calls
+
+
+def _write_mnist(folder, names=("train-images-idx3-ubyte", "train-labels-idx1-ubyte")):
+    folder.mkdir()
+    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    for name, magic, array in zip(names, (0x803, 0x801), (images, np.array([1, 2, 3], np.uint8))):
+        header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+        (folder / name).write_bytes(header + array.tobytes())
+    return folder
+
+
+def _write_cifar(folder):
+    folder.mkdir()
+    for number in range(1, 6):
+        data = np.full((2, 3072), 10 * number, dtype=np.uint8)
+        with open(folder / f"data_batch_{number}", "wb") as f:
+            pickle.dump({b"data": data, b"labels": [number, 0]}, f)
+    return folder
+
+
+@pytest.mark.parametrize("mnist, cifar10, error, match", [
+    ("nowhere", None, FileNotFoundError, "not a folder"),
+    ("kaggle", None, FileNotFoundError, "rename it 'train-images-idx3-ubyte'"),
+    ("mnist", "archive", FileNotFoundError, "extract it first"),
+    ("mnist", "bad_batch", ValueError, "Could not unpickle"),
+])
+def test_bad_external_folder_fails_before_any_experiment(tmp_path, started, mnist, cifar10,
+                                                         error, match):
+    folders = {
+        "nowhere": tmp_path / "nowhere",
+        "kaggle": _write_mnist(tmp_path / "kaggle",
+                               ("train-images.idx3-ubyte", "train-labels.idx1-ubyte")),
+        "mnist": _write_mnist(tmp_path / "mnist"),
+        "archive": tmp_path / "archive",
+        "bad_batch": _write_cifar(tmp_path / "bad_batch"),
+    }
+    folders["archive"].mkdir()
+    (folders["archive"] / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b")
+    (folders["bad_batch"] / "data_batch_3").write_bytes(b"not a pickle")
+    out = tmp_path / "out"
+    argv = ["reproduce", "--quick", "--out", str(out), "--mnist", str(folders[mnist])]
+    if cifar10 is not None:
+        argv += ["--cifar10", str(folders[cifar10])]
+    with pytest.raises(error, match=match):
+        main(argv)
+    assert started == []
+    assert not out.exists()
+
+
+def test_external_folders_read_then_experiments_start(tmp_path, started):
+    out = tmp_path / "out"
+    with pytest.raises(_ExperimentStarted):
+        main(["reproduce", "--quick", "--out", str(out),
+              "--mnist", str(_write_mnist(tmp_path / "mnist")),
+              "--cifar10", str(_write_cifar(tmp_path / "cifar"))])
+    assert started == ["_figure1"]
+    assert out.is_dir()
