@@ -36,6 +36,9 @@ has diverged, even while still finite."""
 _MAX_STEP_HALVINGS = 6
 """How often an "auto" step is halved, restarting the stage, before giving up."""
 
+_SWAPPED_FLOAT32 = np.dtype(np.float32).newbyteorder()
+"""float32 in the byte order other than this machine's (big-endian here)."""
+
 MAX_STAGES = 10_000
 """The most stages an alpha schedule may have (``alpha_step``)."""
 
@@ -727,6 +730,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             raise ValueError(f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a "
                              "minimum of 1 is required.")
         dtype = self.components_.dtype if continuing else [np.float64, np.float32]
+        if not continuing and getattr(X, "dtype", None) == _SWAPPED_FLOAT32:
+            dtype = np.float32  # the list above would take it for another type: float64
         return validate_data(self, X, dtype=dtype, order="C", reset=reset,
                              ensure_all_finite=False)
 

@@ -263,6 +263,23 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
         self._set_threshold(X)
         return self
 
+    def fit_predict(self, X, y=None):
+        """Fit the detector to ``X`` and label ``X``'s samples.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data (dense).
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            1 for inliers, -1 for outliers.
+        """
+        return self.fit(X).predict(X)
+
     def _set_threshold(self, X):
         energies = self.energy(X)
         if self.contamination == "auto":

@@ -525,6 +525,17 @@ def test_continued_training_keeps_the_models_dtype(first, later):
     assert model.transform(SMALL_DATA.astype(later)).dtype == later  # inference follows X
 
 
+def test_float32_of_either_byte_order_is_trained_in_float32():
+    native = SMALL_DATA.astype(np.float32)
+    swapped = native.astype(native.dtype.newbyteorder())
+    assert swapped.dtype != np.float32 and np.array_equal(swapped, native)
+    model = SaturatingAutoEncoder(3, max_iter=2, random_state=0).fit(swapped)
+    reference = SaturatingAutoEncoder(3, max_iter=2, random_state=0).fit(native)
+    assert model.components_.dtype == np.float32
+    np.testing.assert_array_equal(model.components_, reference.components_)
+    assert model.transform(swapped).dtype == np.float32
+
+
 def test_detector_imports_without_docstrings():
     # python -OO strips docstrings; the detector's is filled in from the auto-encoder's.
     done = subprocess.run([sys.executable, "-OO", "-c",
