@@ -175,10 +175,16 @@ def _inside(z, flat):
 
 
 def _slopes(function, nodes, flat):
-    """Central differences, one-sided away from a flat interval's edge nearby."""
+    """Central differences, one-sided away from a flat interval's edge nearby,
+    and inwards at the ends of the range: f is never evaluated beyond it (where
+    it need not be defined: a square root below 0)."""
     delta = _DIFFERENCE_STEP * np.maximum(1.0, np.abs(nodes))
-    slopes = (_evaluate(function, nodes + delta, "function")
-              - _evaluate(function, nodes - delta, "function")) / (2 * delta)
+    slopes = np.empty_like(nodes)
+    inner, ends = slice(1, -1), [0, -1]
+    slopes[inner] = (_evaluate(function, nodes[inner] + delta[inner], "function")
+                     - _evaluate(function, nodes[inner] - delta[inner], "function")
+                     ) / (2 * delta[inner])
+    slopes[ends] = _one_sided_slope(function, nodes[ends], np.array([1.0, -1.0]))
     edges = flat[:, :2][np.isfinite(flat[:, :2])]
     for edge in edges:
         near = np.abs(nodes - edge) < 2 * delta

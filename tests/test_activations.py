@@ -264,6 +264,14 @@ def test_hand_built_tables_are_checked_before_compiled_code_reads_them(changes, 
                                   tanh.complementary([0.3]))
 
 
+def test_f_is_evaluated_only_on_its_limits():
+    # Slopes at the range's ends were central differences, 1e-5 beyond the limits,
+    # where f need not be defined; the error then blamed f "on limits".
+    square = TabulatedActivation.from_function(lambda z: np.where(z < 0, np.nan, z * z),
+                                               limits=(0.0, 2.0))
+    np.testing.assert_allclose(square.derivative([0.0, 1.0, 2.0]), [0.0, 2.0, 4.0], atol=1e-8)
+
+
 def test_derivative_can_be_given_and_is_checked():
     given = TabulatedActivation.from_function(np.sin, np.cos, limits=(-3, 3))
     np.testing.assert_allclose(given.derivative([0.3, -1.2]), np.cos([0.3, -1.2]), atol=1e-12)
