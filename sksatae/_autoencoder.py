@@ -527,6 +527,13 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     f"n_components={self.n_components} differs from the "
                     f"{self.components_.shape[0]} components of the fitted model; warm_start and "
                     "partial_fit continue training the fitted model and cannot change its size.")
+            fitted_tied = self.encoder_weights_ is self.components_
+            if tied != fitted_tied:
+                raise ValueError(
+                    f"tied_weights={self.tied_weights!r} with activation={self.activation!r} "
+                    f"means {'tied' if tied else 'untied'} weights, but the fitted model's are "
+                    f"{'tied' if fitted_tied else 'untied'}; warm_start and partial_fit continue "
+                    "training the fitted model and cannot tie or untie its weights.")
             params = self._fitted_parameters_centred(shift, dtype, tied)
             update_count = self._update_count
         else:

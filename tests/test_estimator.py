@@ -525,6 +525,23 @@ def test_continued_training_keeps_the_models_dtype(first, later):
     assert model.transform(SMALL_DATA.astype(later)).dtype == later  # inference follows X
 
 
+@pytest.mark.parametrize("change", [dict(activation="satlinear"), dict(tied_weights=True)])
+def test_continued_training_cannot_tie_or_untie_the_fitted_weights(change):
+    # tied_weights="auto" follows the activation: changing either between calls would
+    # have dropped the fitted encoder and gone on with a tied model.
+    model = SaturatingAutoEncoder(3, max_iter=2, random_state=0).fit(SMALL_DATA)
+    before = _fitted_state(model)
+    model.set_params(**change)
+    for method in ("partial_fit", "fit"):
+        model.set_params(warm_start=True)
+        with pytest.raises(ValueError, match="cannot tie or untie"):
+            getattr(model, method)(SMALL_DATA)
+        for key, value in before.items():
+            np.testing.assert_array_equal(getattr(model, key), value, err_msg=key)
+    model.set_params(tied_weights=False).partial_fit(SMALL_DATA)  # untied, as fitted
+    assert model.encoder_weights_ is not model.components_
+
+
 def test_float32_of_either_byte_order_is_trained_in_float32():
     native = SMALL_DATA.astype(np.float32)
     swapped = native.astype(native.dtype.newbyteorder())
