@@ -324,7 +324,7 @@ class TabulatedActivation(Activation):
         reaches an end of the range, it continues to infinity.
 
         The Hermite interpolant's error on a smooth f is about
-        ``h^4 max|f''''| / 384`` with ``h`` the cell width (near 1e-12 for
+        ``h^4 max|f''''| / 384`` with ``h`` the cell width (1.9e-13 for
         the built-in sigmoid); a kink of f away from its flat set is
         rounded over one cell.
 
