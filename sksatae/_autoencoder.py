@@ -284,8 +284,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         The alpha of each stage run, in order.
 
     stage_components_ : ndarray of shape (n_stages, n_components, n_features)
-        ``components_`` at the end of each stage. Only when
-        ``keep_stage_components=True``.
+        ``components_`` at the end of each stage of ``alpha_path_``. Only when
+        ``keep_stage_components=True``; NaN for the stages a continued model
+        ran before it was set.
 
     n_features_in_ : int
         Number of features seen during ``fit``.
@@ -711,9 +712,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         if self.keep_stage_components:
             snapshots = np.asarray(stage_snapshots).reshape(-1, *decoder.shape)
             previous = getattr(self, "stage_components_", None) if continuing else None
-            if previous is not None:
-                snapshots = np.concatenate([previous.astype(decoder.dtype), snapshots])
-            self.stage_components_ = snapshots
+            earlier = len(self.alpha_path_) - len(snapshots)
+            if previous is None or len(previous) != earlier:  # stages run without snapshots
+                previous = np.full((earlier, *decoder.shape), np.nan, decoder.dtype)
+            self.stage_components_ = np.concatenate([previous.astype(decoder.dtype), snapshots])
         elif hasattr(self, "stage_components_"):
             del self.stage_components_
 

@@ -98,7 +98,14 @@ def make_manifold_2d(n_samples=200, noise=0.0, random_state=None):
 def _gray_sample_images():
     from sklearn.datasets import load_sample_images
 
-    return [image @ _LUMINANCE_WEIGHTS / 255.0 for image in load_sample_images().images]
+    try:
+        images = load_sample_images().images
+    except ImportError as exc:  # scikit-learn reads the JPEGs with Pillow
+        raise ImportError(
+            "load_natural_patches reads scikit-learn's sample photographs, which needs "
+            "Pillow: pip install pillow (or sksatae's [plot] extra, which brings it with "
+            "matplotlib).") from exc
+    return [image @ _LUMINANCE_WEIGHTS / 255.0 for image in images]
 
 
 @validate_params(

@@ -250,6 +250,11 @@ def plot_energy_landscape(estimator, X_train=None, extent=(-1, 1, -1, 1), resolu
     xx, yy = np.meshgrid(_pixel_centres(x_min, x_max, resolution),
                          _pixel_centres(y_min, y_max, resolution))
     grid = np.column_stack([xx.ravel(), yy.ravel()])
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:  # fitted on a frame: a plain array would draw a warning
+        import pandas as pd
+
+        grid = pd.DataFrame(grid, columns=names)
     energy = np.asarray(estimator.energy(grid), dtype=np.float64).reshape(resolution, resolution)
 
     if ax is None:
@@ -445,7 +450,8 @@ def plot_alpha_path(estimator, index, image_shape, ax=None, channel_order="last"
     """Plot one basis element at the end of each alpha stage (Figure 5).
 
     Needs the snapshots ``stage_components_`` that the estimator keeps when
-    fitted with ``keep_stage_components=True``. Tiles are contrast-normalised
+    fitted with ``keep_stage_components=True``, and shows the stages that have
+    one. Tiles are contrast-normalised
     each on its own, as in :func:`plot_components`, so they show how the
     element's shape changes as the saturation strength grows.
 
@@ -480,7 +486,11 @@ def plot_alpha_path(estimator, index, image_shape, ax=None, channel_order="last"
             "plot_alpha_path needs the basis at the end of each alpha stage, "
             "stage_components_: fit the estimator with keep_stage_components=True."
         )
-    alphas = np.asarray(estimator.alpha_path_)
+    kept = ~np.isnan(stages).all(axis=(1, 2))  # NaN: run before snapshots were kept
+    if not kept.any():
+        raise ValueError("stage_components_ holds no snapshot: every stage ran before "
+                         "keep_stage_components was set.")
+    alphas, stages = np.asarray(estimator.alpha_path_)[kept], stages[kept]
     n_stages, n_components, n_features = stages.shape
     if not isinstance(index, Integral) or isinstance(index, bool) or not 0 <= index < n_components:
         raise ValueError(f"index must be an int in [0, {n_components}), got {index!r}.")

@@ -1,6 +1,7 @@
 import gzip
 import pickle
 import struct
+import sys
 
 import numpy as np
 import pytest
@@ -114,6 +115,14 @@ def test_patches_single_patch_is_finite():
 def test_patches_largest_size():
     X = load_natural_patches(patch_size=427, n_patches=2, random_state=0)
     assert X.shape == (2, 427 * 427)
+
+
+def test_patches_without_pillow_name_what_to_install(monkeypatch):
+    # scikit-learn reads its sample photographs with Pillow, which sksatae's own
+    # dependencies do not bring.
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(ImportError, match="needs Pillow: pip install pillow"):
+        load_natural_patches(patch_size=4, n_patches=10, random_state=0)
 
 
 @pytest.mark.parametrize(

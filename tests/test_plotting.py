@@ -3,6 +3,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import sys  # noqa: E402
+import warnings  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -496,6 +497,31 @@ def test_alpha_path_rgb_and_given_axes():
         tile = stage[1].reshape(3, 2, 2).transpose(1, 2, 0)
         expected = (tile - tile.min()) / (tile.max() - tile.min())
         np.testing.assert_allclose(_images(ax)[0].get_array(), expected)
+
+
+def test_alpha_path_of_a_model_that_kept_snapshots_only_later():
+    # Stages run before keep_stage_components was set have no snapshot: their tiles were
+    # shown under the alphas of the first stages.
+    X = np.random.RandomState(0).normal(size=(30, 4))
+    model = SaturatingAutoEncoder(n_components=2, alpha=0.1, max_iter=1, random_state=0).fit(X)
+    model.set_params(keep_stage_components=True, warm_start=True, alpha=0.3).fit(X)
+    np.testing.assert_allclose(model.alpha_path_, [0.0, 0.1, 0.2, 0.3])
+    assert model.stage_components_.shape == (4, 2, 4)
+    assert np.isnan(model.stage_components_[:2]).all()
+    np.testing.assert_array_equal(model.stage_components_[-1], model.components_)
+    fig = plot_alpha_path(model, 0, (2, 2))
+    assert [ax.get_title() for ax in fig.axes] == ["alpha = 0.2", "alpha = 0.3"]
+    model.partial_fit(X)
+    assert model.stage_components_.shape == (5, 2, 4)
+
+
+def test_energy_landscape_of_a_model_fitted_on_a_frame_draws_no_warning(toy_data):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(toy_data, columns=["u", "v"])
+    model = SaturatingAutoEncoder(n_components=3, max_iter=1, random_state=0).fit(frame)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_energy_landscape(model, resolution=8)
 
 
 def test_alpha_path_needs_stage_components(toy_model):
