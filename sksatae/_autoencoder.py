@@ -528,7 +528,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     f"n_components={self.n_components} differs from the "
                     f"{self.components_.shape[0]} components of the fitted model; warm_start and "
                     "partial_fit continue training the fitted model and cannot change its size.")
-            fitted_tied = self.encoder_weights_ is self.components_
+            # joblib stores the two names of a tied model's one array as two equal arrays.
+            fitted_tied = (self.encoder_weights_ is self.components_
+                           or np.array_equal(self.encoder_weights_, self.components_))
             if tied != fitted_tied:
                 raise ValueError(
                     f"tied_weights={self.tied_weights!r} with activation={self.activation!r} "

@@ -542,6 +542,21 @@ def test_continued_training_cannot_tie_or_untie_the_fitted_weights(change):
     assert model.encoder_weights_ is not model.components_
 
 
+def test_a_tied_model_stored_by_joblib_continues_training_tied(tmp_path):
+    # joblib stores the two names of a tied model's one array as two equal arrays.
+    import joblib
+
+    model = SaturatingAutoEncoder(3, activation="satlinear", max_iter=2, random_state=0)
+    model.fit(SMALL_DATA)
+    joblib.dump(model, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    assert loaded.encoder_weights_ is not loaded.components_
+    loaded.partial_fit(SMALL_DATA)
+    model.partial_fit(SMALL_DATA)
+    assert loaded.encoder_weights_ is loaded.components_
+    np.testing.assert_array_equal(loaded.components_, model.components_)
+
+
 def test_float32_of_either_byte_order_is_trained_in_float32():
     native = SMALL_DATA.astype(np.float32)
     swapped = native.astype(native.dtype.newbyteorder())
