@@ -93,13 +93,57 @@ class SharedLimit:
         self._lock = threading.Lock()
         self._requested = Counter()  # the limits of the running epochs
         self._outer = None  # each library's limit before the first of them
+        self._unrestored = None  # (the limits to restore, those left instead)
 
     def outer_limits(self):
         """Each library's limit, leaving out those of the running epochs."""
         with self._lock:
             if self._requested:
                 return list(self._outer)
-            return [library.num_threads for library in self._libraries]
+            self._restore_late()
+            return self._current()
+
+    def _current(self):
+        return [library.num_threads for library in self._libraries]
+
+    def _restore_late(self):
+        # A threadpool_limits entered in another thread while an epoch held its limit
+        # keeps control of OpenBLAS (threadpoolctl 3.8), so the epoch's restore did not
+        # take, and on exit it restores the epoch's limit it took for the user's. When
+        # the limits are still those left then, they are restored now.
+        if self._unrestored is None:
+            return
+        limits, left = self._unrestored
+        self._unrestored = None
+        if self._current() == left:
+            self._set(limits)
+            if self._current() != limits:  # still held: try again next time
+                self._unrestored = (limits, left)
+
+    def _set(self, limits):
+        import threadpoolctl
+
+        # From threadpoolctl 3.8, one Python thread at a time may set OpenBLAS's
+        # process-wide limit: the first to set it, until its count of open limits
+        # falls to zero. Counting each change as one lets the next epoch's thread set
+        # it, unless this thread holds a threadpool_limits of its own.
+        ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
+        if ownership is not None:
+            ownership.increment()
+        try:
+            for library, limit in zip(self._libraries, limits):
+                library.set_num_threads(limit)
+        finally:
+            if ownership is not None:
+                ownership.decrement()
+
+    def forget_epochs(self):
+        """In a forked child, which runs none of its parent's epochs: their
+        limit comes off at the child's next fit."""
+        self._lock = threading.Lock()
+        if self._requested:
+            self._unrestored = (self._outer, self._current())
+        self._requested, self._outer = Counter(), None
 
     @contextmanager
     def limit(self, threads):
@@ -108,7 +152,8 @@ class SharedLimit:
         try:
             with self._lock:
                 if not self._requested:
-                    self._outer = [library.num_threads for library in self._libraries]
+                    self._restore_late()
+                    self._outer = self._current()
                 self._requested[threads] += 1
                 counted = True
                 self._apply()
@@ -122,22 +167,10 @@ class SharedLimit:
                     self._apply()
 
     def _apply(self):
-        import threadpoolctl
-
         least = min(self._requested, default=None)
-        # From threadpoolctl 3.8, one Python thread at a time may set OpenBLAS's
-        # process-wide limit: the first to set it, until its count of open limits
-        # falls to zero. Counting each change as one lets the next epoch's thread set
-        # it, unless this thread holds a threadpool_limits of its own.
-        ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
-        if ownership is not None:
-            ownership.increment()
-        try:
-            for library, outer in zip(self._libraries, self._outer):
-                library.set_num_threads(outer if least is None else min(outer, least))
-        finally:
-            if ownership is not None:
-                ownership.decrement()
+        self._set([outer if least is None else min(outer, least) for outer in self._outer])
+        if least is None and self._current() != self._outer:
+            self._unrestored = (self._outer, self._current())
 
 
 _threads_held = 0  # by the epochs running now
@@ -145,8 +178,11 @@ _threads_held_lock = threading.Lock()
 
 
 def _forget_threads_held():  # a forked child runs none of its parent's epochs
-    global _threads_held, _threads_held_lock
+    global _threads_held, _threads_held_lock, _shared_limit_lock
     _threads_held, _threads_held_lock = 0, threading.Lock()
+    _shared_limit_lock = threading.Lock()
+    if _shared_limit is not None:
+        _shared_limit.forget_epochs()
 
 
 if hasattr(os, "register_at_fork"):

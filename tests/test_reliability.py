@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import tracemalloc
@@ -271,6 +272,53 @@ def test_concurrent_fits_leave_the_blas_thread_limits_as_they_were():
     for thread in threads:
         thread.join()
     assert _blas_thread_limits() == before
+
+
+def test_a_callers_limit_held_over_an_epoch_in_parts_is_lifted_by_the_next_fit():
+    # A threadpool_limits entered in another thread while an epoch in parts holds BLAS at
+    # one thread saves that 1 as the limit to restore, and keeps control of OpenBLAS until
+    # it exits (threadpoolctl 3.8): the epoch's own restore did not take, and the process
+    # stayed at one thread for good. Run apart: this process's limits must not be touched.
+    code = textwrap.dedent("""
+        import json, threading, numpy as np
+        from threadpoolctl import threadpool_info, threadpool_limits
+        from sksatae import SaturatingAutoEncoder, _autoencoder
+
+        def limits():
+            return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+        X = np.random.default_rng(0).standard_normal((512, 256))
+        model = SaturatingAutoEncoder(64, batch_size=128, n_threads=2, random_state=0)
+        model.partial_fit(X)  # 2**21 multiply-adds per product: epochs in two parts
+        before = limits()
+        real, entered, go = _autoencoder.run_in_parts, threading.Event(), threading.Event()
+
+        def gated(*args, **kwargs):  # the epoch's limit is on: wait for the caller's
+            entered.set()
+            go.wait()
+            return real(*args, **kwargs)
+
+        _autoencoder.run_in_parts = gated
+        thread = threading.Thread(target=model.partial_fit, args=(X,))
+        thread.start()
+        entered.wait()
+        during = limits()
+        with threadpool_limits(limits=1):
+            go.set()
+            thread.join()
+        _autoencoder.run_in_parts = real
+        left = limits()
+        SaturatingAutoEncoder(2, max_iter=1).fit(X[:20, :3])
+        print(json.dumps([before, during, left, limits()]))
+    """)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    before, during, left, after = json.loads(done.stdout)
+    assert max(before) == 2 and max(during) == 1  # the scenario: an epoch in parts
+    assert max(left) == 1  # what the caller's block restored on exit
+    assert after == before
 
 
 def test_an_epochs_limit_applies_in_any_thread():

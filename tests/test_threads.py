@@ -187,6 +187,45 @@ def test_another_fits_limit_is_not_taken_for_the_users(controller):
     assert library.num_threads == 2
 
 
+class HeldElsewhere(FakeLibrary):
+    """A library whose limit another thread's threadpool_limits controls while
+    ``held`` (threadpoolctl 3.8): changes from this thread do not take."""
+
+    held = False
+
+    def set_num_threads(self, num_threads):
+        if not self.held:
+            super().set_num_threads(num_threads)
+
+
+@pytest.mark.parametrize("changed_since, restored", [(None, 2), (3, 3)])
+def test_a_limit_held_elsewhere_over_an_epoch_is_restored_once_let_go(changed_since, restored):
+    # A caller's threadpool_limits entered during an epoch in parts saves the epoch's
+    # limit of 1 as the one to restore: the process stayed at one thread for good.
+    library = HeldElsewhere(2)
+    shared = SharedLimit([library])
+    with shared.limit(1):
+        library.held = True  # entered now: it saves 1 and keeps control
+    assert library.num_threads == 1  # the epoch's restore did not take
+    library.held = False  # it exits, restoring the 1 it saved
+    if changed_since is not None:  # a limit set since is the user's: kept
+        library.num_threads = changed_since
+    assert shared.outer_limits() == [restored]  # what the next fit sees
+    assert library.num_threads == restored
+
+
+def test_a_forked_child_lifts_its_parents_running_epochs_limit():
+    library = FakeLibrary(2)
+    shared = SharedLimit([library])
+    epoch = shared.limit(1)
+    epoch.__enter__()  # running in the parent when it forks
+    shared.forget_epochs()  # in the child
+    assert shared.outer_limits() == [2] and library.num_threads == 2
+    with shared.limit(1):
+        assert library.num_threads == 1
+    assert library.num_threads == 2
+
+
 def test_a_limit_that_cannot_be_set_is_not_counted():
     class Refusing(FakeLibrary):
         def set_num_threads(self, num_threads):
