@@ -441,7 +441,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
         The first call initialises the model; it fixes the centring used by SGD
         and, with ``learning_rate="auto"``, the step, from this first ``X``
-        (``fit`` fixes them when it ran first).
+        (``fit`` fixes them when it ran first). Like ``fit``, it changes the
+        estimator: no other thread may use the estimator while it runs (its
+        inference methods may serve many threads at once between calls).
 
         Parameters
         ----------
