@@ -530,9 +530,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     f"n_components={self.n_components} differs from the "
                     f"{self.components_.shape[0]} components of the fitted model; warm_start and "
                     "partial_fit continue training the fitted model and cannot change its size.")
-            # joblib stores the two names of a tied model's one array as two equal arrays.
-            fitted_tied = (self.encoder_weights_ is self.components_
-                           or np.array_equal(self.encoder_weights_, self.components_))
+            # Recorded, not read from the arrays: joblib stores the two names of a tied
+            # model's one array as two arrays, and an untied model's may be equal.
+            fitted_tied = getattr(self, "_tied_weights", self.encoder_weights_ is self.components_)
             if tied != fitted_tied:
                 raise ValueError(
                     f"tied_weights={self.tied_weights!r} with activation={self.activation!r} "
@@ -702,6 +702,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.intercept_hidden_ = (encoder_bias - hidden_shift).astype(encoder.dtype)
         self.intercept_visible_ = (decoder_bias + shift).astype(decoder.dtype)
         self._shift = shift
+        self._tied_weights = bool(tied)
         self._update_count = update_count
         self.learning_rate_ = float(learning_rate)
         stages_run = np.asarray(stages, dtype=np.float64)

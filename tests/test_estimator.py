@@ -540,6 +540,13 @@ def test_continued_training_cannot_tie_or_untie_the_fitted_weights(change):
             np.testing.assert_array_equal(getattr(model, key), value, err_msg=key)
     model.set_params(tied_weights=False).partial_fit(SMALL_DATA)  # untied, as fitted
     assert model.encoder_weights_ is not model.components_
+    # An untied model whose encoder and decoder are equal (constant data moves neither
+    # from their equal start at init_scale=1) is still untied.
+    constant = SaturatingAutoEncoder(3, max_iter=1, normalize_decoder_every=None,
+                                     random_state=0).fit(np.ones((10, 4)))
+    assert np.array_equal(constant.encoder_weights_, constant.components_)
+    constant.partial_fit(np.ones((10, 4)))
+    assert constant.encoder_weights_ is not constant.components_
 
 
 def test_a_tied_model_stored_by_joblib_continues_training_tied(tmp_path):
