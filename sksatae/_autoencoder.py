@@ -184,7 +184,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         rectified-linear models and not its tied saturated-linear ones. Tied
         weights have no such ambiguity (scaling them changes the
         reconstruction), and re-projecting an over-complete tied basis fights
-        the reconstruction term. None (or 0) never re-projects.
+        the reconstruction term. None never re-projects.
 
     init_scale : float, default=1.0
         Norm of each initial encoder row. Both bases start from the same random
@@ -698,7 +698,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.components_ = decoder
         self.encoder_weights_ = decoder if tied else encoder
         # Back from centred coordinates: z = W^e (x - s) + b_c = W^e x + (b_c - W^e s).
-        hidden_shift = _matvec(encoder, shift.astype(encoder.dtype))
+        # The product made as in _fitted_parameters_centred, in float64: made in float32
+        # here, each continued call moved float32 intercepts by the same rounding.
+        hidden_shift = _matvec(encoder, shift)
         self.intercept_hidden_ = (encoder_bias - hidden_shift).astype(encoder.dtype)
         self.intercept_visible_ = (decoder_bias + shift).astype(decoder.dtype)
         self._shift = shift
