@@ -33,8 +33,9 @@ That weight turns both into one-sided exponential smoothings of ``|f'|``::
 
 so ``f_c`` is ``|f'|`` seen through a window of length ``tau`` looking
 both ways, and takes the smaller look: it is small where f is flat over a
-stretch of about ``tau`` on at least one side, and only plateaus at an
-isolated extremum, where ``|f'|`` itself touches zero. ``tau`` (the
+stretch of about ``tau`` on at least one side, and stays high at an
+isolated extremum, where ``|f'|`` itself touches zero (for a symmetric bump
+it even peaks there, between two shallow minima). ``tau`` (the
 ``smoothing`` of :meth:`TabulatedActivation.from_function`, 1 by default, in
 units of the pre-activation) is the one scale the paper leaves open: the
 penalty ignores flat stretches much shorter than it. Both ``M`` have exact

@@ -289,7 +289,7 @@ def _figure6(out, plotting, plt, progress):
         name = axes[0, column].get_title().split(":")[0]
         axes[0, column].set_title(f"{name}: f")
         axes[1, column].set_title(f"{name}: f_c (Eq. 3) and |f'|")
-    axes[1, 0].annotate("top of the bump:\n|f'| = 0, f_c\nonly plateaus",
+    axes[1, 0].annotate("top of the bump:\n|f'| = 0, f_c\nstays high",
                         (0.05, measured["penalty_at_top"]), xytext=(2.55, 0.45), ha="center",
                         va="bottom", fontsize=8, arrowprops={"arrowstyle": "->"})
     _save_figure(plt, fig, out / "figure6_complementary.png", dpi=90, title=(
@@ -715,7 +715,8 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
     claims.append(_claim(
         "7", "figure6_complementary.png",
         "Figure 6 (Section 5.1, Eq. 3): for a non-monotonic differentiable f (a Gaussian bump), "
-        "|f'| vanishes at the top of the bump, where the complementary function only plateaus.",
+        "|f'| vanishes at the top of the bump, where the complementary function stays high "
+        "(it even peaks there).",
         {"slope_at_top_over_largest": slope_at_top,
          "penalty_at_top_over_largest": fig6["penalty_at_top"] / fig6["largest_penalty"],
          "smallest_penalty_on_top_over_largest": plateau},

@@ -170,7 +170,7 @@ def test_activation_evaluates_in_float32_for_float32_input(activation):
 
 
 def test_non_monotonic_function_plateaus_where_its_slope_vanishes():
-    """Figure 6: at the top of a bump |f'| is 0 but Eq. 3's f_c only plateaus."""
+    """Figure 6: at the top of a bump |f'| is 0 but Eq. 3's f_c stays high."""
     bump = TabulatedActivation.from_function(lambda z: np.exp(-z**2 / 2), name="bump")
     assert bump.complementary_form == "variation"
     z = np.linspace(-4, 4, 8001)

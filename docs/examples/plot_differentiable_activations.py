@@ -21,8 +21,9 @@ not monotonic (the paper's Figure 6), and then trains a SATAE-sigmoid on the
 # Any vectorised function becomes an activation with
 # :meth:`~sksatae.activations.TabulatedActivation.from_function`.
 # ``complementary="variation"`` asks for Eq. 3. At the top of the bump
-# ``|f'|`` (dashed) is zero, but ``f_c`` only plateaus there: the bump is
-# flat at a single point, which is no saturation.
+# ``|f'|`` (dashed) is zero, but ``f_c`` stays high there (it even peaks,
+# between two shallow minima): the bump is flat at a single point, which is
+# no saturation.
 import matplotlib.pyplot as plt
 import numpy as np
 

@@ -6,8 +6,9 @@ Filters learned on natural images
 A SATAE-shrink trained on 8x8 grayscale patches cut from the two
 photographs bundled with scikit-learn, as in the paper's Figure 4 (c). With
 the saturation penalty, an L1 penalty on the codes for the shrink, the
-decoder basis elements become localised, oriented edge and grating
-detectors.
+decoder basis elements become oriented gratings and edges (with so
+short a training they do not localise: see the reproduction notes, Finding
+3).
 
 The paper uses 12x12 patches, 100 or 300 elements and 30 epochs per alpha
 stage; this example uses smaller settings so that it runs in seconds.
