@@ -54,11 +54,16 @@ for ax, model in zip(axes, models):
 # %%
 # How much of the square is well reconstructed?
 # ---------------------------------------------
-# The share of a uniform sample of the square whose energy is below 0.005,
-# next to the mean energy of the training data. The penalty trades a little
-# reconstruction of the data for a much smaller well-reconstructed region.
+# The share of a uniform sample of the square whose energy is below 0.05, a
+# level that nearly all the training data stays below, next to the data's own
+# mean energy and its share below that level. The penalty shrinks the
+# well-reconstructed part of the square (from 63% to 43% here) at the price
+# of a higher energy on the data itself (40 times higher at alpha=0.3, still
+# below the level for 97% of the points).
 grid = np.random.RandomState(0).uniform(-1, 1, size=(20_000, 2))
 for alpha, model in zip(alphas, models):
-    share = np.mean(model.energy(grid) <= 0.005)
-    print(f"alpha={alpha:<4} mean energy on the data {model.energy(X).mean():.4f}   "
-          f"share of the square with energy <= 0.005: {share:.0%}")
+    on_data = model.energy(X)
+    share = np.mean(model.energy(grid) <= 0.05)
+    print(f"alpha={alpha:<4} mean energy on the data {on_data.mean():.4f} "
+          f"({np.mean(on_data <= 0.05):.0%} of it <= 0.05)   "
+          f"share of the square with energy <= 0.05: {share:.0%}")

@@ -36,16 +36,21 @@ scaler = StandardScaler().fit(X_train)
 X_train_scaled, X_test_scaled = scaler.transform(X_train), scaler.transform(X_test)
 
 # %%
-# The saturation penalty sharpens the scores
-# ------------------------------------------
-# The same detector with three penalties; the ROC AUC measures how well the
-# scores rank inliers above novelties.
-for alpha in (0.0, 0.1, 0.3):
+# Scores with and without the saturation penalty
+# ----------------------------------------------
+# The same detector with three penalties, each trained for 40 epochs in all
+# (alpha is reached in stages of 0.1, which share the epochs: more epochs
+# alone raise the ROC AUC too). The ROC AUC measures how well the scores rank
+# inliers above novelties. On these digits the reconstruction energy does
+# most of the work: the penalty moves the AUC by less than 0.01 (over seeds 0
+# to 2, -0.001 to +0.008).
+for alpha, stages in ((0.0, 1), (0.1, 2), (0.3, 4)):
     detector = SATAEOutlierDetector(
-        n_components=32, activation="shrink", alpha=alpha, max_iter=10, random_state=0
+        n_components=32, activation="shrink", alpha=alpha, max_iter=40 // stages,
+        random_state=0,
     ).fit(X_train_scaled)
     auc = roc_auc_score(is_inlier, detector.score_samples(X_test_scaled))
-    print(f"alpha={alpha:<4} ROC AUC {auc:.3f}")
+    print(f"alpha={alpha:<4} {detector.n_iter_} epochs, ROC AUC {auc:.3f}")
 
 forest = IsolationForest(random_state=0).fit(X_train)
 print(f"IsolationForest ROC AUC {roc_auc_score(is_inlier, forest.score_samples(X_test)):.3f}")
@@ -53,8 +58,9 @@ print(f"IsolationForest ROC AUC {roc_auc_score(is_inlier, forest.score_samples(X
 # %%
 # Predictions and thresholds
 # --------------------------
-# With the default ``contamination="auto"`` the threshold is the Hampel
-# identifier on the training energies. ``predict`` returns +1 for inliers and
+# The last detector of the loop (alpha=0.3). With the default
+# ``contamination="auto"`` the threshold is the Hampel identifier on the
+# training energies. ``predict`` returns +1 for inliers and
 # -1 for outliers; ``decision_function`` is negative for outliers. The
 # PyOD-style ``threshold_`` is in energy units (PyOD's sign).
 predicted = detector.predict(X_test_scaled)
