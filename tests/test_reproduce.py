@@ -135,6 +135,8 @@ def test_shrink_penalty_is_l1_and_codes_get_sparser(quick_run):
     assert [stage["alpha"] for stage in stages] == sorted(stage["alpha"] for stage in stages)
     assert np.all(np.diff(nonzero) <= CLAIM_THRESHOLDS["sparsity_monotone_tolerance"])
     assert nonzero[-1] <= CLAIM_THRESHOLDS["sparsity_total_drop"] * nonzero[0]
+    # Along the regularised stages too: the drop at the first stage meets the line above.
+    assert nonzero[-1] <= CLAIM_THRESHOLDS["sparsity_regularised_drop"] * nonzero[1]
 
 
 def test_satlinear_stops_reconstructing_random_inputs(quick_run):
