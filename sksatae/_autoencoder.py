@@ -208,7 +208,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         each, which split every step's products and its elementwise work
         between them (each part needs products of at least 2**20
         multiply-adds). ``"auto"`` uses one thread unless a step's matrix
-        products exceed 2**21 multiply-adds each (``batch_size * n_features *
+        products reach 2**21 multiply-adds each (``batch_size * n_features *
         n_components``), and the current BLAS limit above: a rule on sizes
         only, so that a given ``random_state`` gives the same model bit for
         bit on a given machine and limit, whatever the load.
