@@ -148,7 +148,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     learning_rate : "auto" or float, default="auto"
         Constant SGD step. ``"auto"`` is ``b * min(0.05 / mean_i ||x_i - m||^2,
         0.5 / max_i ||x_i - m||^2, 0.05) / max(1, n_components / n_features)``
-        with ``m`` the mean sample and ``b = min(batch_size, 10)``. On standardised data the first denominator
+        with ``m`` the mean sample and ``b = min(batch_size, n_samples, 10)``,
+        from the data of ``fit`` or of the first ``partial_fit`` (later
+        ``partial_fit`` calls keep that step, also when they have more rows, and
+        a warm-started ``fit`` derives it again). On standardised data the first denominator
         is ``n_features``, so with ``batch_size=1`` the step is the paper's 0.05
         applied to a loss averaged over input dimensions (Torch's mean squared
         error), while the objective stays exactly Eq. 2 and ``alpha`` keeps the
