@@ -766,6 +766,12 @@ def _figure4(out, patches_first, patches_final, satlinear, digits, shrink_alpha,
 def _figure5(out, model, plotting, plt, name="figure5_alpha_path.png", image_shape=(12, 12)):
     stages = model.stage_components_
     change = np.abs(stages[-1] - stages[0]).sum(axis=1)
+    # Elements that end as a near-constant tile change most and show nothing of
+    # the shapes the paper's figure follows: left out.
+    final = stages[-1]
+    cosine_to_constant = np.abs(final.sum(axis=1)) / (
+        np.linalg.norm(final, axis=1) * np.sqrt(final.shape[1]) + 1e-300)
+    change[cosine_to_constant > 0.5] = -np.inf
     chosen = np.argsort(change)[::-1][:2]
     n_stages = stages.shape[0]
     fig, axes = plt.subplots(2, n_stages, figsize=(1.6 * n_stages, 3.8), squeeze=False)
