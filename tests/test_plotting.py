@@ -519,9 +519,12 @@ def test_energy_landscape_of_a_model_fitted_on_a_frame_draws_no_warning(toy_data
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(toy_data, columns=["u", "v"])
     model = SaturatingAutoEncoder(n_components=3, max_iter=1, random_state=0).fit(frame)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        plot_energy_landscape(model, resolution=8)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig = plot_energy_landscape(model, resolution=8)
+    assert [str(warning.message) for warning in caught] == []
+    (image,) = _images(fig.axes[0])
+    assert image.get_array().shape == (8, 8)
 
 
 def test_alpha_path_needs_stage_components(toy_model):
