@@ -41,11 +41,10 @@ def demo(args):
 
 def reproduce(args):
     """Run the paper's experiments on bundled data; write figures, metrics.json and report.html."""
-    from .reproduce import run_reproduction
+    from .reproduce import run_reproduction, summary
 
     metrics = run_reproduction(args.out, quick=args.quick, mnist=args.mnist, cifar10=args.cifar10)
-    held = sum(claim["held"] for claim in metrics["claims"])
-    print(f"{held} of {len(metrics['claims'])} claims held; report: {args.out}/report.html")
+    print(f"{summary(metrics)}; report: {args.out}/report.html")
 
 
 def main(argv=None):

@@ -574,9 +574,23 @@ def _external(name, X, cfg, progress):
 # ------------------------------------------------------------------- claims
 
 
-def _claim(number, figure, statement, measured, threshold, held, details=None):
-    return {"id": number, "figure": figure, "claim": statement, "measured": measured,
-            "threshold": threshold, "held": bool(held), "details": details or {}}
+def _claim(number, figure, statement, measured, threshold, held, details=None, kind="claim"):
+    """One checked statement: a claim of the paper, or a ``kind="finding"`` of this
+    reproduction (where the paper's effect does not appear, and why)."""
+    return {"id": number, "kind": kind, "figure": figure, "claim": statement,
+            "measured": measured, "threshold": threshold, "held": bool(held),
+            "details": details or {}}
+
+
+def summary(metrics):
+    """How many of the paper's claims held, and how many findings were confirmed."""
+    def count(kind):
+        checked = [c for c in metrics["claims"] if c.get("kind", "claim") == kind]
+        return sum(c["held"] for c in checked), len(checked)
+
+    claims, findings = count("claim"), count("finding")
+    return (f"{claims[0]} of {claims[1]} claims held, {findings[0]} of {findings[1]} findings "
+            "confirmed")
 
 
 def _save_figure(plt, fig, path, dpi, title, **title_options):
@@ -636,6 +650,7 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         "unregularised low-energy fraction below that of the near-linear start",
         not _contracted(default) and default["mean_low_energy_fraction"][0] < near_linear["mean_low_energy_fraction"][0],
         {"default_init": default},
+        kind="finding",
     ))
     claims.append(_contraction_claim(
         "2", "figure3_satlinear_energy.png",
@@ -699,6 +714,7 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         standardised["ratio"] > t["off_data_ratio_unregularised"]
         and standardised["saturated_code_fraction"] > 0.5,
         {"stages": satlinear_standardised_stages},
+        kind="finding",
     ))
     spread_first = float(np.mean(control_spreads))
     spread_last = float(np.mean([stages[-1]["spread"] for stages in shrink_stages]))
@@ -806,7 +822,7 @@ def _write_report(out, metrics):
 td,th{{border:1px solid #ccc;padding:6px;vertical-align:top;font-size:14px}}</style></head>
 <body><h1>Saturating Auto-Encoders: reproduction on bundled data</h1>
 <p>Mode: {html.escape(metrics['mode'])}; run time {metrics['runtime_s']:.1f} s.
-Claims held: {sum(c['held'] for c in metrics['claims'])} of {len(metrics['claims'])}.
+{html.escape(summary(metrics))}.
 Numbers are in <a href="metrics.json">metrics.json</a>.</p>
 <table><tr><th>#</th><th>Claim</th><th>Measured</th><th>Threshold</th><th>Outcome</th><th>Figure</th></tr>
 {''.join(rows)}</table>

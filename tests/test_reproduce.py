@@ -17,7 +17,8 @@ pytest.importorskip("matplotlib")
 
 from sksatae import reproduce  # noqa: E402
 from sksatae.__main__ import main  # noqa: E402
-from sksatae.reproduce import CLAIM_THRESHOLDS, ENERGY_THRESHOLD, filter_spread  # noqa: E402
+from sksatae.reproduce import (  # noqa: E402
+    CLAIM_THRESHOLDS, ENERGY_THRESHOLD, filter_spread, summary)
 
 EXPECTED_FILES = [
     "figure1_activations.png",
@@ -64,6 +65,10 @@ def test_every_claim_held(quick_run):
                                                     "7", "8"}
     failed = [(c["id"], c["measured"]) for c in metrics["claims"] if not c["held"]]
     assert not failed
+    # The two findings (where the paper's effect does not appear) are told apart from
+    # the paper's claims in every count.
+    assert {c["id"] for c in metrics["claims"] if c["kind"] == "finding"} == {"1b", "5b"}
+    assert summary(metrics) == "8 of 8 claims held, 2 of 2 findings confirmed"
 
 
 @pytest.mark.parametrize("key, number",
