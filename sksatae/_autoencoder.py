@@ -151,7 +151,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         with ``m`` the mean sample and ``b = min(batch_size, n_samples, 10)``,
         from the data of ``fit`` or of the first ``partial_fit`` (later
         ``partial_fit`` calls keep that step, also when they have more rows, and
-        a warm-started ``fit`` derives it again). On standardised data the first denominator
+        a warm-started ``fit`` derives it again from its data, halved as often as
+        the model's step has been halved before). On standardised data the first denominator
         is ``n_features``, so with ``batch_size=1`` the step is the paper's 0.05
         applied to a loss averaged over input dimensions (Torch's mean squared
         error), while the objective stays exactly Eq. 2 and ``alpha`` keeps the
@@ -431,6 +432,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         X = self._validated(X, reset=not continuing, continuing=continuing)
         shift = _finite_mean(X, type(self).__name__)
         learning_rate = self._resolve_learning_rate(X, shift, _checked_squared_norms(X, shift))
+        if continuing and self.learning_rate == "auto":  # the halvings were needed once already
+            learning_rate /= 2 ** getattr(self, "_step_halvings", 0)
         start = self.alpha_path_[-1] if continuing else None
         stages = _alpha_schedule(start, self.alpha, self.alpha_step)
         rng = check_random_state(self.random_state)
@@ -681,6 +684,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             progress.close()
         self._commit(params, shift, tied, update_count, learning_rate, losses, stages,
                      stage_snapshots, continuing)
+        self._step_halvings = halvings + (getattr(self, "_step_halvings", 0) if continuing else 0)
         self._thread_timings = timings  # for the next partial_fit call's choice
 
     def _divergence_advice(self, continuing):

@@ -619,6 +619,27 @@ def test_auto_step_is_halved_and_the_stage_restarted_on_divergence(monkeypatch):
     assert np.isfinite(model.loss_curve_).all() and model.energy(X).mean() < 0.05
 
 
+def test_warm_started_fit_keeps_the_halvings_of_the_auto_step(monkeypatch):
+    from sksatae.datasets import make_manifold_2d
+
+    X = make_manifold_2d(200, random_state=0)
+    monkeypatch.setattr(SaturatingAutoEncoder, "_resolve_learning_rate", lambda self, X, s, norms: 0.5)
+    model = SaturatingAutoEncoder(10, alpha=0.02, alpha_step=0.01, max_iter=5, random_state=1,
+                                  warm_start=True)
+    with pytest.warns(ConvergenceWarning, match="half the step"):
+        model.fit(X)
+    halved = model.learning_rate_
+    assert halved <= 0.25
+    # Continuing the schedule on the same data starts from the step that worked: no stage of
+    # it diverges again at the full step and is run twice.
+    model.set_params(alpha=0.04)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(X)
+    assert model.learning_rate_ == halved
+    assert model.n_iter_ == 25 and len(model.loss_curve_) == 25
+
+
 def test_keyboard_interrupt_keeps_last_completed_epoch(digits, monkeypatch):
     from sksatae import _kernels
 
