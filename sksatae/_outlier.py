@@ -16,6 +16,17 @@ AUTO_MAD_MULTIPLIER = 3.0
 _MAD_TO_STD = 1.4826
 """``1 / Phi^-1(3/4)``: makes the MAD estimate the standard deviation of normal data."""
 
+_TIE_ULPS = 4
+"""Energies this many units in the last place apart count as one value: the
+same row scored at two places of a batch may differ in its last bits."""
+
+
+def _distinct(energies):
+    """The energies, sorted, with each value counted once."""
+    values = np.sort(energies.astype(np.float64))
+    tolerance = _TIE_ULPS * np.finfo(energies.dtype).eps * values[1:]
+    return values[np.concatenate([[True], np.diff(values) > tolerance])]
+
 
 def _inherited_sections(docstring):
     """The Parameters section of a numpydoc class docstring, split after its first
@@ -82,7 +93,8 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
               threshold_ = median(E) + 3 * 1.4826 * median(|E - median(E)|)
               offset_ = -threshold_
 
-          where ``E`` are the training energies. See Notes for why.
+          where ``E`` are the distinct training energies (repeated rows count
+          once). See Notes for why.
 
 {other_parameters}
     Attributes
@@ -128,6 +140,10 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
       samples being outliers, whereas the mean and standard deviation are
       inflated by the very outliers one is looking for (masking).
     - Only high energies are abnormal, so the rule is one-sided.
+    - Repeated rows (a sensor idling at one reading) count once: each
+      distinct energy enters the median and the MAD once. Counted as often as
+      they occur, rows repeated in half of the training set would make the
+      MAD 0, and every sample of higher energy than theirs an outlier.
 
     Energies are sums of squared residuals and so skewed to the right: on data
     with no outliers the rule still flags the far end of that tail, typically
@@ -283,8 +299,9 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
     def _set_threshold(self, X):
         energies = self.energy(X)
         if self.contamination == "auto":
-            median = np.median(energies.astype(np.float64))
-            spread = _MAD_TO_STD * np.median(np.abs(energies - median))
+            distinct = _distinct(energies)
+            median = np.median(distinct)
+            spread = _MAD_TO_STD * np.median(np.abs(distinct - median))
             self.offset_ = float(-(median + AUTO_MAD_MULTIPLIER * spread))
         else:
             # IsolationForest's rule: the contamination quantile of score_samples.

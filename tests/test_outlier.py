@@ -75,6 +75,25 @@ def test_auto_threshold_is_the_hampel_identifier(plane):
     assert detector.offset_ == pytest.approx(-threshold, rel=1e-12)
 
 
+@pytest.mark.parametrize("n_repeats", [400, 800])
+def test_auto_threshold_counts_repeated_rows_once(n_repeats):
+    # A point in the middle of the data repeated in half or more of the training rows (a
+    # sensor idling at one reading): counted as often as it occurs, it made the MAD 0 and
+    # flagged every other training row.
+    rng = np.random.RandomState(0)
+    mixing = np.array([[1.0, 0.9], [0.0, 0.3]])
+    clean = rng.standard_normal((400, 2)) @ mixing
+    X = np.vstack([clean, np.zeros((n_repeats, 2))])
+    detector = SATAEOutlierDetector(n_components=4, max_iter=5, random_state=0).fit(X)
+    assert (detector.predict(clean) == -1).mean() <= 0.1
+    assert (detector.predict(rng.standard_normal((200, 2)) @ mixing) == -1).mean() <= 0.1
+    distinct = np.unique(detector.decision_scores_)
+    assert len(distinct) <= 401  # the repeated rows share one energy
+    median = np.median(distinct)
+    threshold = median + 3 * 1.4826 * np.median(np.abs(distinct - median))
+    assert detector.threshold_ == pytest.approx(threshold, rel=1e-12)
+
+
 @pytest.mark.parametrize("contamination", [0.01, 0.05, 0.1, 0.25, 0.5])
 @pytest.mark.parametrize("n_samples", [200, 333])
 def test_float_contamination_flags_that_fraction_of_training_samples(contamination, n_samples):
