@@ -3,11 +3,14 @@ schedule and the epoch loop. The numerical work is in ``_kernels``."""
 
 import functools
 import math
+import os
+import sys
 import time
 import warnings
 from numbers import Integral, Real
 
 import numpy as np
+import sklearn
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import assert_all_finite, check_array, check_random_state
@@ -47,6 +50,11 @@ _PAPER_SAMPLES_PER_PROJECTION = 10
 
 _MAX_SAMPLE_STEP = 0.5
 """Bound on ``step * ||x - mean||^2`` for any one sample's share of an "auto" step."""
+
+_SKIPPED_BY_WARNINGS = tuple(os.path.dirname(os.path.abspath(module.__file__)) + os.sep
+                             for module in (sys.modules[__package__], sklearn))
+"""Frames in this package and in scikit-learn's (whose wrappers, such as
+``_fit_context`` and ``set_output``'s, stand between a fit and its caller)."""
 
 _ENCODER_WEIGHTS = ("encoder_weights_", "intercept_hidden_")
 _DECODER_WEIGHTS = ("components_", "intercept_visible_")
@@ -572,6 +580,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         completed = (params, update_count, 0, 0)  # state after the last finished epoch
         progress = TrainingProgress(self.verbose, len(stages), epochs, type(self).__name__)
         halvings, baseline = 0, None
+        # A continued model's loss is measured against the data that started it as well:
+        # rows of this call at the centre (mean-imputed records) have a baseline of 0.
+        started_at = getattr(self, "_started_baseline", 0.0) if continuing else 0.0
+
+        def blow_up_limit(reference, alpha):
+            reference = max(reference, started_at)
+            with np.errstate(invalid="ignore"):  # inf in X: NaN, a blow-up
+                return _BLOW_UP_FACTOR * (
+                    reference + resting_loss
+                    + alpha * self.n_components * (np.sqrt(2 * reference) + resting_penalty))
         # Copies of the weights cost as much as a short partial_fit's epoch at thousands of
         # features: only those that a restart, an interruption or stage_components_ can need.
         restartable = self.learning_rate == "auto"
@@ -625,17 +643,15 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     loss = loss_sum / n_seen
                     if baseline is None:  # the loss of a model that outputs the centre
                         baseline = 0.5 * square_sum / n_seen
-                    with np.errstate(invalid="ignore"):  # inf in X: NaN, a blow-up
-                        limit = _BLOW_UP_FACTOR * (
-                            baseline + resting_loss + stage_alpha * self.n_components
-                            * (np.sqrt(2 * baseline) + resting_penalty))
-                    blown_up = not loss <= limit
+                    blown_up = not loss <= blow_up_limit(baseline, stage_alpha)
                     if finite and stage_index == len(stages) - 1 and epoch == epochs - 1:
                         # No later batch measures the call's last update: measure it on a
-                        # sample of its batch (one row: a blow-up shows on any of them).
-                        row = order[(n_seen - 1) // batch_size * batch_size]
-                        blown_up |= not _batch_loss(X[row:row + 1] - shift_x, params,
-                                                    activation, stage_alpha) <= limit
+                        # sample of its batch (one row: a blow-up shows on any of them),
+                        # against that row's own scale where it is far from the others.
+                        row = X[order[(n_seen - 1) // batch_size * batch_size]] - shift_x
+                        row_baseline = 0.5 * float(np.dot(row, row))
+                        blown_up |= not _batch_loss(row[None], params, activation, stage_alpha) \
+                            <= blow_up_limit(max(baseline, row_baseline), stage_alpha)
                     if blown_up or not (finite and all(_finite(p) for p in params)):
                         if continuing:  # data unlike the first call's may be the cause
                             _finite_absolute_sum(X, type(self).__name__)
@@ -652,7 +668,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         learning_rate /= 2
                         warnings.warn(f"SGD diverged at {where}; restarting the stage with "
                                       f"half the step, {learning_rate:.4g}.",
-                                      ConvergenceWarning, stacklevel=4)
+                                      ConvergenceWarning, stacklevel=_caller_level())
                         saved, update_count, n_losses, completed = stage_start
                         params = (_copy(saved, tied) if saved is not None else
                                   self._fitted_parameters_centred(shift, dtype, tied))
@@ -678,13 +694,15 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 f"Training interrupted by the user after {len(losses)} epochs; the estimator "
                 "keeps the weights of the last completed epoch.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=_caller_level(),
             )
         finally:
             progress.close()
         self._commit(params, shift, tied, update_count, learning_rate, losses, stages,
                      stage_snapshots, continuing)
         self._step_halvings = halvings + (getattr(self, "_step_halvings", 0) if continuing else 0)
+        if not continuing:
+            self._started_baseline = float(baseline)
         self._thread_timings = timings  # for the next partial_fit call's choice
 
     def _divergence_advice(self, continuing):
@@ -905,6 +923,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         return tags
 
 
+def _caller_level():
+    """``stacklevel`` for a warning raised in the caller of this function that
+    names the first frame outside this package and scikit-learn: the user's
+    code, however many wrappers stand between it and the fit."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED_BY_WARNINGS):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _matvec(matrix, vector):
     """``matrix @ vector`` without NumPy's BLAS. Its worker threads spin for
     about 0.1 s after a threaded call, on the core that the epochs' products
@@ -937,12 +965,13 @@ def _alpha_schedule(start, stop, step):
     first = 0.0 if start is None else float(start) + step
     if first >= stop - 1e-12 * max(1.0, stop):
         return [0.0, stop] if start is None and stop > 0 else [stop]
-    count = math.ceil((stop - first) / step - 1e-9)
-    if count >= MAX_STAGES:  # alpha=1e300 would build a list of 1e301 stages
+    ratio = (stop - first) / step  # inf for alpha_step=1e-308
+    if not ratio - 1e-9 <= MAX_STAGES - 1:  # alpha=1e300 would build a list of 1e301 stages
         raise ValueError(
-            f"alpha={stop:g} in steps of alpha_step={step:g} from {first:g} makes {count + 1:.3g} "
+            f"alpha={stop:g} in steps of alpha_step={step:g} from {first:g} makes {ratio + 1:.3g} "
             f"stages of max_iter epochs each, more than {MAX_STAGES}; raise alpha_step, or set "
             "it to None to train at alpha directly.")
+    count = math.ceil(ratio - 1e-9)
     return [round(first + i * step, 12) for i in range(count)] + [stop]
 
 

@@ -57,7 +57,7 @@ def test_alpha_schedule(start, stop, step, expected):
     assert _alpha_schedule(start, stop, step)[-1] == stop
 
 
-@pytest.mark.parametrize("alpha, alpha_step", [(1e300, 0.1), (1.0, 1e-7)])
+@pytest.mark.parametrize("alpha, alpha_step", [(1e300, 0.1), (1.0, 1e-7), (10.0, 1e-308)])
 def test_a_schedule_of_too_many_stages_is_refused_at_once(alpha, alpha_step):
     # alpha=1e300 passed parameter validation, then built a list of 1e301 stages.
     model = SaturatingAutoEncoder(2, alpha=alpha, alpha_step=alpha_step)
@@ -640,6 +640,59 @@ def test_warm_started_fit_keeps_the_halvings_of_the_auto_step(monkeypatch):
     assert model.n_iter_ == 25 and len(model.loss_curve_) == 25
 
 
+def test_a_far_sample_in_the_last_update_is_not_taken_for_divergence():
+    # The call's last update is measured on one row of its batch; a sample far from the
+    # others (its loss 2e4 times the mean) at that row was taken for a blow-up.
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((20000, 5))
+    X[18000] = 1e3 / np.sqrt(5)  # the first row of the last batch of 2000
+    params = dict(n_components=4, activation="satlinear", alpha=0.1, alpha_step=None, max_iter=1,
+                  batch_size=2000, shuffle=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        for learning_rate in (5e-6, "auto"):
+            model = SaturatingAutoEncoder(learning_rate=learning_rate, **params).fit(X)
+            assert np.isfinite(model.loss_curve_).all()
+
+
+@pytest.mark.parametrize("learning_rate", ["auto", 0.05])
+def test_continued_training_on_rows_at_the_centre_is_not_taken_for_divergence(learning_rate):
+    # Rows at the training mean (mean-imputed records) have a baseline of 0 around it: any
+    # loss of the fitted model exceeded a limit of 0 at alpha=0.
+    X = StandardScaler().fit_transform(np.random.RandomState(0).standard_normal((200, 6)))
+    params = dict(n_components=4, alpha=0.0, max_iter=5, learning_rate=learning_rate,
+                  random_state=0)
+    model = SaturatingAutoEncoder(**params).fit(X)
+    assert model.energy(X.mean(axis=0, keepdims=True))[0] > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.partial_fit(np.tile(X.mean(axis=0), (3, 1)))
+        model.partial_fit(X.mean(axis=0) + 1e-4 * np.random.RandomState(1).standard_normal((3, 6)))
+        warm = SaturatingAutoEncoder(warm_start=True, **params).fit(X).fit(np.ones((5, 6)))
+    assert model.n_iter_ == 7 and warm.n_iter_ == 10
+
+
+def test_training_warnings_name_the_callers_line(monkeypatch):
+    from sksatae import _autoencoder
+
+    real_run, calls = _autoencoder.run_in_parts, []
+
+    def third_epoch_blows_up(kernel, arguments, n_parts, before=None):
+        parts = real_run(kernel, arguments, n_parts, before)
+        calls.append(1)
+        return [(1e30, *part[1:]) for part in parts] if len(calls) == 3 else parts
+
+    monkeypatch.setattr(_autoencoder, "run_in_parts", third_epoch_blows_up)
+    fits = [lambda: SaturatingAutoEncoder(3, max_iter=2, random_state=0).fit(SMALL_DATA),
+            lambda: SaturatingAutoEncoder(3, max_iter=2, random_state=0).fit_transform(SMALL_DATA),
+            lambda: SATAEOutlierDetector(3, max_iter=2, random_state=0).fit(SMALL_DATA)]
+    for fit in fits:
+        calls.clear()
+        with pytest.warns(ConvergenceWarning, match="half the step") as caught:
+            fit()
+        assert {record.filename for record in caught} == {__file__}
+
+
 def test_keyboard_interrupt_keeps_last_completed_epoch(digits, monkeypatch):
     from sksatae import _kernels
 
@@ -653,8 +706,9 @@ def test_keyboard_interrupt_keeps_last_completed_epoch(digits, monkeypatch):
         return real_epoch(*args)
 
     monkeypatch.setattr(_kernels, "sgd_epoch", interrupted_epoch)
-    with pytest.warns(UserWarning, match="interrupted"):
+    with pytest.warns(UserWarning, match="interrupted") as caught:
         model = small_model(alpha=0.2, max_iter=3, keep_stage_components=True).fit(X)
+    assert [record.filename for record in caught] == [__file__]
     assert model.n_iter_ == 4
     np.testing.assert_allclose(model.alpha_path_, [0.0, 0.1])
     assert model.stage_components_.shape[0] == 2
