@@ -11,6 +11,7 @@ called: ``pip install "sksatae[plot]"``.
 """
 
 import math
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
@@ -57,6 +58,49 @@ def _check_positive_int(value, name, minimum=1):
     return int(value)
 
 
+_MIN_INCHES, _MAX_INCHES = 2.0, 12.0
+
+
+def _figure_size(content_width, content_height, margin_width=0.0, margin_height=0.0):
+    """A figure size in inches for content plus fixed margins, within
+    ``[_MIN_INCHES, _MAX_INCHES]`` on both sides: content too large is scaled
+    down keeping its aspect, a side too short is padded."""
+    scale = min(1.0, (_MAX_INCHES - margin_width) / content_width,
+                (_MAX_INCHES - margin_height) / content_height)
+    return tuple(
+        float(np.clip(content * scale + margin, _MIN_INCHES, _MAX_INCHES))
+        for content, margin in ((content_width, margin_width), (content_height, margin_height))
+    )
+
+
+def _colorbar(fig, ax, image, label, **options):
+    """A colour bar for ``image``; when ``ax`` already has one (the Axes is
+    drawn into again) that one is updated rather than a second one added."""
+    existing = next((old.colorbar for old in ax.images[:-1] if old.colorbar is not None), None)
+    if existing is None:
+        colorbar = fig.colorbar(image, ax=ax, **options)
+    else:
+        colorbar, previous = existing, existing.mappable
+        previous.callbacks.disconnect(previous.colorbar_cid)
+        previous.colorbar = previous.colorbar_cid = None
+        image.colorbar = colorbar
+        image.colorbar_cid = image.callbacks.connect("changed", colorbar.update_normal)
+        colorbar.update_normal(image)
+        if "ticks" in options:
+            colorbar.set_ticks(options["ticks"])
+    colorbar.set_label(label)
+    return colorbar
+
+
+def _legend(ax, **options):
+    """A legend with one entry per label, so that drawing into the same Axes
+    again does not repeat the entries."""
+    entries = {}
+    for handle, label in zip(*ax.get_legend_handles_labels()):
+        entries.setdefault(label, handle)
+    return ax.legend(list(entries.values()), list(entries), **options)
+
+
 def plot_activation(activation, shrink_width=0.1, ax=None, z_range=(-2, 2)):
     """Plot a nonlinearity above its complementary function and ``|f'|`` (Figures 1 and 6).
 
@@ -82,7 +126,10 @@ def plot_activation(activation, shrink_width=0.1, ax=None, z_range=(-2, 2)):
 
     ax : pair of matplotlib Axes, default=None
         Axes for ``f`` and for ``f_c`` with ``|f'|``, in that order. None
-        creates a figure with two stacked axes.
+        creates a figure with two stacked axes. Axes that already show an
+        activation drawn by this function get the new one on top, to
+        compare them: in the next colour of the property cycle, with the
+        legends and the title naming each activation.
 
     z_range : tuple of two floats, default=(-2, 2)
         The interval of pre-activations ``z`` to plot.
@@ -120,26 +167,64 @@ def plot_activation(activation, shrink_width=0.1, ax=None, z_range=(-2, 2)):
         fig, (ax_f, ax_c) = plt.subplots(2, 1, sharex=True, figsize=(4.5, 5), layout="constrained")
     else:
         fig = ax_f.figure
-    ax_f.plot(z, values, color="C0", linewidth=2, label="f")
-    ax_c.plot(z, penalty, color="C3", linewidth=2,
-              label=f"f_c ({_complementary_rule(activation)})")
-    ax_c.plot(z, slope, color="0.25", linewidth=1.2, linestyle="--", label="|f'| (for comparison)")
+    name, rule = activation.name, _complementary_rule(activation)
+    # Activations drawn into these Axes before whose curves are still there.
+    shown = [(shown_name, relabel) for shown_name, relabel in _ACTIVATIONS_SHOWN.get(ax_f, [])
+             if relabel[0][0] in ax_f.lines]
+    named = {
+        "f": f"f of {name}",
+        "f_c": f"f_c of {name} ({rule})",
+        "slope": f"|f'| of {name} (for comparison)",
+        "flat": f"flat set of {name} (f' = 0)",
+    }
+    if shown:  # a comparison: one colour per activation, each named in the legends
+        labels = named
+        colour = _OVERLAY_COLOURS[(len(shown) - 1) % len(_OVERLAY_COLOURS)]
+        f_colour = penalty_colour = slope_colour = shade_colour = colour
+        for _, relabel in shown:
+            for artist, label in relabel:
+                artist.set_label(label)
+    else:
+        labels = {"f": "f", "f_c": f"f_c ({rule})", "slope": "|f'| (for comparison)",
+                  "flat": "flat set of f (f' = 0)"}
+        f_colour, penalty_colour, slope_colour, shade_colour = "C0", "C3", "0.25", "0.5"
+    (f_line,) = ax_f.plot(z, values, color=f_colour, linewidth=2, label=labels["f"])
+    (penalty_line,) = ax_c.plot(z, penalty, color=penalty_colour, linewidth=2,
+                                label=labels["f_c"])
+    (slope_line,) = ax_c.plot(z, slope, color=slope_colour, linewidth=1.2, linestyle="--",
+                              label=labels["slope"])
+    relabel = [(f_line, named["f"]), (penalty_line, named["f_c"]), (slope_line, named["slope"])]
     for axis in (ax_f, ax_c):
         for number, (start, stop) in enumerate(flat_spans):
-            axis.axvspan(start, stop, color="0.5", alpha=0.2, linewidth=0,
-                         label=None if number else "flat set of f (f' = 0)")
+            span = axis.axvspan(start, stop, color=shade_colour, alpha=0.2, linewidth=0,
+                                label=None if number else labels["flat"])
+            if not number:
+                relabel.append((span, named["flat"]))
         axis.axhline(0, color="0.3", linewidth=0.6)
         axis.grid(True, alpha=0.3)
         axis.set_xlim(z_range)
-    ax_f.set_title(f"{activation.name}: activation f")
+    shown.append((name, relabel))
+    _ACTIVATIONS_SHOWN[ax_f] = shown
+    names = dict.fromkeys(shown_name for shown_name, _ in shown)
+    ax_f.set_title(f"{', '.join(names)}: activation f")
     ax_f.set_ylabel("f(z)")
-    if flat_spans:
-        ax_f.legend(loc="upper left", fontsize="small")
+    if flat_spans or len(shown) > 1:
+        _legend(ax_f, loc="upper left", fontsize="small")
     ax_c.set_title("penalty f_c and |f'|")
     ax_c.set_ylabel("f_c(z), |f'(z)|")
     ax_c.set_xlabel("pre-activation z")
-    ax_c.legend(loc="best", fontsize="x-small")
+    _legend(ax_c, loc="best", fontsize="x-small")
     return fig
+
+
+# Colours of a second, third, ... activation drawn into the same Axes: the
+# property cycle without C0 and C3, the colours of the first one's f and f_c.
+_OVERLAY_COLOURS = tuple(f"C{number}" for number in (1, 2, 4, 5, 6, 7, 8, 9))
+
+# For each Axes of f that plot_activation drew into, one (name, [(artist, label
+# naming the activation)]) per activation: the first one's curves are labelled
+# without its name until a second one is drawn over it.
+_ACTIVATIONS_SHOWN = weakref.WeakKeyDictionary()
 
 
 def _flat_spans(flat_set, z_range):
@@ -195,7 +280,9 @@ def plot_energy_landscape(estimator, X_train=None, extent=(-1, 1, -1, 1), resolu
         ``show_bases``, ``encoder_weights_`` and ``components_``).
 
     X_train : array-like of shape (n_samples, 2), default=None
-        Training data, drawn as yellow points when given.
+        Training data, drawn as yellow points when given. A dataframe whose
+        column names are those the model was fitted on, in any order, is
+        drawn in the model's order; other column names raise a ValueError.
 
     extent : tuple of four floats, default=(-1, 1, -1, 1)
         The region ``(x_min, x_max, y_min, y_max)`` to draw.
@@ -204,7 +291,8 @@ def plot_energy_landscape(estimator, X_train=None, extent=(-1, 1, -1, 1), resolu
         Number of grid pixels along each axis (at least 2).
 
     ax : matplotlib Axes, default=None
-        Axes to draw into; None creates a figure.
+        Axes to draw into; None creates a figure. Drawing into the same Axes
+        again updates its colour bar rather than adding one.
 
     vmax : float, default=None
         The energy shown brightest; higher energies are clipped to it.
@@ -223,7 +311,8 @@ def plot_energy_landscape(estimator, X_train=None, extent=(-1, 1, -1, 1), resolu
     Returns
     -------
     fig : matplotlib Figure
-        The figure holding the plot.
+        The figure holding the plot. The axes are labelled with the
+        estimator's ``feature_names_in_`` when it has them.
     """
     plt = _pyplot()
     check_is_fitted(estimator)
@@ -237,8 +326,9 @@ def plot_energy_landscape(estimator, X_train=None, extent=(-1, 1, -1, 1), resolu
     resolution = _check_positive_int(resolution, "resolution", minimum=2)
     if vmax is not None and (not _is_real(vmax) or vmax <= 0):
         raise ValueError(f"vmax must be None or a finite number > 0, got {vmax!r}.")
+    names = getattr(estimator, "feature_names_in_", None)
     if X_train is not None:
-        X_train = check_array(X_train, input_name="X_train")
+        X_train = check_array(_in_fitted_column_order(X_train, names), input_name="X_train")
         if X_train.shape[1] != 2:
             raise ValueError(f"X_train must have 2 features, got {X_train.shape[1]}.")
     if show_bases and not all(hasattr(estimator, name) for name in ("encoder_weights_", "components_")):
@@ -250,7 +340,6 @@ def plot_energy_landscape(estimator, X_train=None, extent=(-1, 1, -1, 1), resolu
     xx, yy = np.meshgrid(_pixel_centres(x_min, x_max, resolution),
                          _pixel_centres(y_min, y_max, resolution))
     grid = np.column_stack([xx.ravel(), yy.ravel()])
-    names = getattr(estimator, "feature_names_in_", None)
     if names is not None:  # fitted on a frame: a plain array would draw a warning
         import pandas as pd
 
@@ -264,7 +353,7 @@ def plot_energy_landscape(estimator, X_train=None, extent=(-1, 1, -1, 1), resolu
         fig = ax.figure
     image = ax.imshow(energy, origin="lower", extent=(x_min, x_max, y_min, y_max),
                       cmap="magma", vmin=0.0, vmax=vmax, interpolation="nearest")
-    fig.colorbar(image, ax=ax, label="reconstruction energy")
+    _colorbar(fig, ax, image, "reconstruction energy")
     if X_train is not None:
         ax.scatter(X_train[:, 0], X_train[:, 1], s=8, c="yellow", edgecolors="black",
                    linewidths=0.3, label="training data", zorder=3)
@@ -278,17 +367,41 @@ def plot_energy_landscape(estimator, X_train=None, extent=(-1, 1, -1, 1), resolu
                   scale_units="xy", scale=1, width=0.005, label="decoder vectors", zorder=5)
     ax.set_xlim(x_min, x_max)
     ax.set_ylim(y_min, y_max)
-    ax.set_xlabel("$x_1$")
-    ax.set_ylabel("$x_2$")
+    ax.set_xlabel("$x_1$" if names is None else str(names[0]))
+    ax.set_ylabel("$x_2$" if names is None else str(names[1]))
     ax.set_title(_default_energy_title(estimator) if title is None else title)
     if X_train is not None or show_bases:
-        ax.legend(loc="upper right", fontsize="x-small", framealpha=0.8, markerscale=2)
+        _legend(ax, loc="upper right", fontsize="x-small", framealpha=0.8, markerscale=2)
     return fig
+
+
+def _in_fitted_column_order(X, names):
+    """``X`` with its named columns in the order of ``names``, the model's
+    ``feature_names_in_``, or a ValueError when the names differ."""
+    columns = getattr(X, "columns", None)
+    if names is None or columns is None or not all(isinstance(c, str) for c in columns):
+        return X
+    columns, names = list(columns), [str(name) for name in names]
+    if columns == names:
+        return X
+    if sorted(columns) == sorted(names):
+        return X[names]
+    raise ValueError(
+        f"The feature names of X_train should match those the estimator was fitted on: "
+        f"{names}, got {columns}."
+    )
 
 
 def _components_of(estimator_or_array):
     if hasattr(estimator_or_array, "fit"):
-        check_is_fitted(estimator_or_array, "components_")
+        check_is_fitted(estimator_or_array)
+        if not hasattr(estimator_or_array, "components_"):
+            hint = ("its last step, pipeline[-1]" if hasattr(estimator_or_array, "steps")
+                    else "an estimator that has one")
+            raise ValueError(
+                f"{type(estimator_or_array).__name__} has no components_ to plot; pass {hint}, "
+                "or the array of basis elements itself."
+            )
     components = getattr(estimator_or_array, "components_", estimator_or_array)
     return check_array(components, input_name="components")
 
@@ -335,8 +448,25 @@ def _tile(vector, image_shape, channel_order):
     return (tile - low) / (high - low) if high > low else np.full(image_shape, 0.5)
 
 
+# Gaps between tiles and empty slots: a colour no tile can take, so that a
+# tile at +1 (white) or -1 (black) stays apart from them.
+_GAP_COLOUR = "#7fa7d4"
+
+
 def _gray_colormap(plt):
-    return plt.get_cmap("gray").with_extremes(bad="white")
+    return plt.get_cmap("gray").with_extremes(bad=_GAP_COLOUR)
+
+
+def _square_n_cols(n_tiles, tile_height, tile_width):
+    """Tiles per row making a mosaic with one-pixel gaps closest to square in
+    pixels; on a tie, the wider one."""
+    def distance_to_square(n_cols):
+        n_rows = math.ceil(n_tiles / n_cols)
+        height = n_rows * (tile_height + 1) - 1
+        width = n_cols * (tile_width + 1) - 1
+        return round(abs(math.log(height / width)), 9), -n_cols
+
+    return min(range(1, n_tiles + 1), key=distance_to_square)
 
 
 def plot_components(estimator_or_array, image_shape, n_cols=None, max_components=100, ax=None,
@@ -347,26 +477,30 @@ def plot_components(estimator_or_array, image_shape, n_cols=None, max_components
     by its largest absolute value, so it spans ``[-1, 1]`` with 0 drawn
     mid-gray (black negative, white positive); an RGB tile is rescaled to
     ``[0, 1]`` by its own minimum and maximum. Tiles are separated by
-    one-pixel gaps.
+    one-pixel gaps, drawn light blue in grayscale, as are empty slots, and
+    transparent in RGB.
 
     Parameters
     ----------
     estimator_or_array : fitted estimator or array-like of shape (n_components, n_features)
         An estimator with ``components_`` (one basis element per row), or
-        such an array.
+        such an array. For a pipeline, pass its last step.
 
     image_shape : tuple of int
         ``(height, width)`` for grayscale or ``(height, width, 3)`` for RGB;
         its product must equal ``n_features``.
 
     n_cols : int, default=None
-        Tiles per row; None makes the mosaic about square.
+        Tiles per row; None makes the mosaic about square in pixels, taking
+        the shape of the tiles into account.
 
     max_components : int, default=100
         Largest number of tiles drawn: the first ones in ``order``.
 
     ax : matplotlib Axes, default=None
-        Axes to draw the mosaic into; None creates a figure.
+        Axes to draw the mosaic into; None creates a figure, at most 12
+        inches on a side. Drawing into the same Axes again updates its
+        colour bar rather than adding one.
 
     title : str, default=None
         The axes title; None says how many elements are shown.
@@ -406,14 +540,15 @@ def plot_components(estimator_or_array, image_shape, n_cols=None, max_components
             )
     indices = indices[:max_components]
     n_tiles = len(indices)
-    n_cols = math.ceil(math.sqrt(n_tiles)) if n_cols is None else _check_positive_int(n_cols, "n_cols")
-    n_cols = min(n_cols, n_tiles)
+    height, width = image_shape[:2]
+    if n_cols is None:
+        n_cols = _square_n_cols(n_tiles, height, width)
+    n_cols = min(_check_positive_int(n_cols, "n_cols"), n_tiles)
     n_rows = math.ceil(n_tiles / n_cols)
 
-    height, width = image_shape[:2]
     rgb = len(image_shape) == 3
     mosaic_shape = (n_rows * (height + 1) - 1, n_cols * (width + 1) - 1)
-    # Gaps are NaN (drawn white) in grayscale, transparent in RGBA.
+    # Gaps are NaN (drawn in _GAP_COLOUR) in grayscale, transparent in RGBA.
     mosaic = np.zeros(mosaic_shape + (4,)) if rgb else np.full(mosaic_shape, np.nan)
     for position, index in enumerate(indices):
         row, col = divmod(position, n_cols)
@@ -427,8 +562,11 @@ def plot_components(estimator_or_array, image_shape, n_cols=None, max_components
 
     if ax is None:
         aspect = mosaic_shape[0] / mosaic_shape[1]
-        width_inches = 6.0 if rgb else 6.8
-        fig, ax = plt.subplots(figsize=(width_inches, 6.0 * aspect + 0.6), layout="constrained")
+        # Margins for the title and, in grayscale, the colour bar; at least 4
+        # inches wide, so that a narrow mosaic's title still fits.
+        width_inches, height_inches = _figure_size(6.0, 6.0 * aspect, 0.0 if rgb else 0.8, 0.6)
+        figsize = (max(width_inches, 4.0), height_inches)
+        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     else:
         (ax,) = _check_axes(ax, 1)
         fig = ax.figure
@@ -436,8 +574,8 @@ def plot_components(estimator_or_array, image_shape, n_cols=None, max_components
         ax.imshow(mosaic, interpolation="nearest")
     else:
         image = ax.imshow(mosaic, cmap=_gray_colormap(plt), vmin=-1, vmax=1, interpolation="nearest")
-        colorbar = fig.colorbar(image, ax=ax, shrink=0.8, ticks=[-1, 0, 1])
-        colorbar.set_label("weight / largest |weight| of its tile")
+        _colorbar(fig, ax, image, "weight / largest |weight| of its tile", shrink=0.8,
+                  ticks=[-1, 0, 1])
     ax.set_xticks([])
     ax.set_yticks([])
     if title is None:
@@ -446,14 +584,17 @@ def plot_components(estimator_or_array, image_shape, n_cols=None, max_components
     return fig
 
 
-def plot_alpha_path(estimator, index, image_shape, ax=None, channel_order="last"):
+def plot_alpha_path(estimator, index, image_shape, ax=None, channel_order="last", n_cols=None):
     """Plot one basis element at the end of each alpha stage (Figure 5).
 
     Needs the snapshots ``stage_components_`` that the estimator keeps when
     fitted with ``keep_stage_components=True``, and shows the stages that have
     one. Tiles are contrast-normalised
     each on its own, as in :func:`plot_components`, so they show how the
-    element's shape changes as the saturation strength grows.
+    element's shape changes as the saturation strength grows. Each tile is
+    titled with its alpha, and also with its stage ``k`` (the position in
+    ``alpha_path_``) when several stages share an alpha, as after
+    ``partial_fit``.
 
     Parameters
     ----------
@@ -468,10 +609,17 @@ def plot_alpha_path(estimator, index, image_shape, ax=None, channel_order="last"
         :func:`plot_components`.
 
     ax : sequence of matplotlib Axes, default=None
-        One Axes per stage; None creates a figure with the tiles in a row.
+        One Axes per stage, for instance a row of a grid of subplots; None
+        creates a figure, at most 12 inches on a side, with the tiles in
+        rows of ``n_cols``.
 
     channel_order : {"last", "first"}, default="last"
         Layout of RGB values, as in :func:`plot_components`.
+
+    n_cols : int, default=None
+        Tiles per row of the figure created when ``ax`` is None; None picks
+        the number that draws the tiles largest within the figure's
+        bounds, in as few rows as possible. Ignored when ``ax`` is given.
 
     Returns
     -------
@@ -496,24 +644,67 @@ def plot_alpha_path(estimator, index, image_shape, ax=None, channel_order="last"
         raise ValueError(f"index must be an int in [0, {n_components}), got {index!r}.")
     image_shape = _check_image_shape(image_shape, n_features)
     _check_channel_order(channel_order)
+    if n_cols is not None:
+        n_cols = _check_positive_int(n_cols, "n_cols")
 
+    repeated = len(np.unique(alphas)) < n_stages
+    titles = [f"stage {stage}\nalpha = {alpha:g}" if repeated else f"alpha = {alpha:g}"
+              for stage, alpha in zip(np.flatnonzero(kept), alphas)]
+    title_options = {}
     if ax is None:
-        fig, axes = plt.subplots(1, n_stages, figsize=(0.4 + 1.5 * n_stages, 2.3),
-                                 squeeze=False, layout="constrained")
-        axes = list(axes[0])
-        fig.suptitle(f"Basis element {index} at the end of each alpha stage")
+        height, width = image_shape[:2]
+        n_rows, n_cols, figsize, tile_width = _alpha_path_layout(
+            n_stages, min(max(height / width, 0.25), 4.0), 2 if repeated else 1, n_cols)
+        fig, grid = plt.subplots(n_rows, n_cols, figsize=figsize, squeeze=False,
+                                 layout="constrained")
+        axes = list(grid.ravel())
+        for unused in axes[n_stages:]:
+            unused.remove()
+        axes = axes[:n_stages]
+        # Wrapped onto two lines where one would not fit the figure's width.
+        separator = " " if figsize[0] >= 5.0 else "\n"
+        fig.suptitle(f"Basis element {index}{separator}at the end of each alpha stage")
+        from matplotlib.font_manager import FontProperties
+
+        # Small tiles get smaller titles, so that neighbouring ones do not overlap.
+        longest = max(len(line) for title in titles for line in title.split("\n"))
+        default = FontProperties(size=plt.rcParams["axes.titlesize"]).get_size_in_points()
+        title_options["fontsize"] = min(default, 72 * tile_width / (0.6 * longest))
     else:
         axes = _check_axes(ax, n_stages)
         fig = axes[0].figure
     gray = _gray_colormap(plt)
-    for axis, alpha, basis in zip(axes, alphas, stages):
+    for axis, title, basis in zip(axes, titles, stages):
         tile = _tile(np.asarray(basis[index], dtype=np.float64), image_shape, channel_order)
         if len(image_shape) == 3:
             axis.imshow(tile, interpolation="nearest")
         else:
             axis.imshow(tile, cmap=gray, vmin=-1, vmax=1, interpolation="nearest")
-        axis.set_title(f"alpha = {alpha:g}")
+        axis.set_title(title, **title_options)
         axis.set_xticks([])
         axis.set_yticks([])
     axes[0].set_ylabel(f"element {index}")
     return fig
+
+
+def _alpha_path_layout(n_stages, tile_aspect, title_lines, n_cols=None):
+    """Rows, columns, figure size and tile width (inches) of a grid of
+    ``n_stages`` tiles; None columns draws the tiles largest (up to 1.5
+    inches wide) within the figure's bounds, in as few rows as possible."""
+    row_margin = 0.25 + 0.2 * title_lines  # the tiles' titles
+    margin_width, margin_height = 0.4, 0.6  # the row label, the suptitle
+
+    def tile_width(n_cols):
+        n_rows = math.ceil(n_stages / n_cols)
+        return min(1.5, (_MAX_INCHES - margin_width) / n_cols,
+                   (_MAX_INCHES - margin_height - row_margin * n_rows) / (n_rows * tile_aspect))
+
+    if n_cols is None:
+        n_cols = max(range(1, n_stages + 1), key=lambda n: (round(tile_width(n), 6), n))
+    n_rows = math.ceil(n_stages / min(n_cols, n_stages))
+    n_cols = math.ceil(n_stages / n_rows)  # rows as even as they can be
+    width = max(tile_width(n_cols), 0.1)
+    figsize = (float(np.clip(margin_width + width * n_cols, 3.2, _MAX_INCHES)),
+               float(np.clip(margin_height + n_rows * (width * tile_aspect + row_margin),
+                             _MIN_INCHES, _MAX_INCHES)))
+    return n_rows, n_cols, figsize, width

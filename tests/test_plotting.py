@@ -2,6 +2,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import copy  # noqa: E402
+import math  # noqa: E402
 import sys  # noqa: E402
 import warnings  # noqa: E402
 
@@ -16,6 +18,8 @@ from scipy.integrate import quad  # noqa: E402
 from scipy.special import expit  # noqa: E402
 from sklearn.base import BaseEstimator  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from sksatae import SaturatingAutoEncoder  # noqa: E402
 from sksatae.activations import Shrink, TabulatedActivation  # noqa: E402
@@ -234,6 +238,47 @@ def test_plot_activation_into_given_axes(gaussian_bump):
     assert [len(ax.get_lines()) for ax in axes.ravel()] == [0, 2, 0, 0, 3, 0]  # with y = 0 lines
 
 
+def test_plot_activation_twice_into_the_same_axes_compares_them():
+    fig = plot_activation("shrink", shrink_width=0.5)
+    single = [(line.get_label(), line.get_color()) for line in fig.axes[1].get_lines()]
+    assert single[:2] == [("f_c (Eq. 1: distance to the flat set)", "C3"),
+                          ("|f'| (for comparison)", "0.25")]
+    assert plot_activation("satlinear", ax=fig.axes) is fig
+    ax_f, ax_c = fig.axes
+    (shrink_f,) = [line for line in ax_f.get_lines() if line.get_label() == "f of shrink"]
+    (satlinear_f,) = [line for line in ax_f.get_lines() if line.get_label() == "f of satlinear"]
+    assert to_rgba(shrink_f.get_color()) != to_rgba(satlinear_f.get_color())
+    satlinear_c = [line for line in ax_c.get_lines() if "of satlinear" in line.get_label()]
+    assert len(satlinear_c) == 2
+    used_first = {to_rgba(colour) for _, colour in single[:2]} | {to_rgba(shrink_f.get_color())}
+    assert all(to_rgba(line.get_color()) not in used_first for line in satlinear_c)
+    assert ax_f.get_title() == "shrink, satlinear: activation f"
+    f_labels = _line_labels(ax_f)
+    assert "f of shrink" in f_labels and "f of satlinear" in f_labels
+    c_labels = _line_labels(ax_c)
+    assert c_labels == [  # the first one's curves are named once a second one is drawn
+        "f_c of shrink (Eq. 1: distance to the flat set)", "|f'| of shrink (for comparison)",
+        "flat set of shrink (f' = 0)", "f_c of satlinear (Eq. 1: distance to the flat set)",
+        "|f'| of satlinear (for comparison)", "flat set of satlinear (f' = 0)",
+    ]
+    plot_activation("satlinear", ax=fig.axes)  # the same one again: nothing repeated
+    assert _line_labels(ax_c) == c_labels and len(_line_labels(ax_f)) == 4
+
+
+def test_plot_activation_twice_compares_activations_without_a_flat_set():
+    fig = plot_activation("tanh")
+    assert fig.axes[0].get_legend() is None
+    plot_activation("sigmoid", ax=fig.axes)
+    assert _line_labels(fig.axes[0]) == ["f of tanh", "f of sigmoid"]
+    tanh_line, sigmoid_line = fig.axes[0].get_lines()[::2]  # a y = 0 line after each
+    assert to_rgba(tanh_line.get_color()) != to_rgba(sigmoid_line.get_color())
+    fig.axes[0].cla()
+    fig.axes[1].cla()
+    plot_activation("relu", ax=fig.axes)  # cleared: drawn as alone
+    assert fig.axes[0].get_title() == "relu: activation f"
+    assert _line_labels(fig.axes[1])[0].startswith("f_c (")
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
@@ -318,6 +363,42 @@ def test_energy_tied_weights_draw_both_sets(toy_data):
     encoder, decoder = _quivers(ax)
     np.testing.assert_array_equal(encoder.U, decoder.U)
     assert encoder.N == decoder.N == 2
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_energy_x_train_columns_follow_the_fitted_order(library, toy_data):
+    frames = pytest.importorskip(library)
+    X = toy_data * [1.0, 0.2] + [0.3, -0.6]  # the two columns far apart
+    frame = frames.DataFrame({"height": X[:, 0], "weight": X[:, 1]})
+    model = SaturatingAutoEncoder(n_components=3, max_iter=1, random_state=0).fit(frame)
+    swapped = frames.DataFrame({"weight": X[:, 1], "height": X[:, 0]})
+    ax = plot_energy_landscape(model, swapped, resolution=4, show_bases=False).axes[0]
+    (points,) = ax.collections
+    np.testing.assert_array_equal(points.get_offsets(), X)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("height", "weight")
+    other = frames.DataFrame({"height": X[:, 0], "mass": X[:, 1]})
+    with pytest.raises(ValueError, match=r"feature names of X_train .* \['height', 'weight'\], "
+                                         r"got \['height', 'mass'\]"):
+        plot_energy_landscape(model, other, resolution=4)
+
+
+def test_energy_axes_of_a_model_fitted_on_an_array_keep_generic_labels(toy_model, toy_data):
+    ax = plot_energy_landscape(toy_model, toy_data, resolution=4).axes[0]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("$x_1$", "$x_2$")
+
+
+def test_energy_drawn_again_into_the_same_axes_updates_its_colour_bar(toy_model, toy_data):
+    fig, ax = plt.subplots(layout="constrained")
+    plot_energy_landscape(toy_model, toy_data, ax=ax, resolution=4)
+    plot_energy_landscape(toy_model, toy_data, ax=ax, resolution=4, vmax=5.0)
+    assert len(fig.axes) == 2
+    colorbar = _images(ax)[-1].colorbar
+    assert colorbar is not None and colorbar.ax is fig.axes[1]
+    assert colorbar.ax.get_ylim() == pytest.approx((0.0, 5.0))
+    assert colorbar.ax.get_ylabel() == "reconstruction energy"
+    assert _images(ax)[0].colorbar is None
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == ["training data", "encoder vectors", "decoder vectors"]
 
 
 def test_energy_rejects_other_dimensions():
@@ -442,6 +523,85 @@ def test_components_into_given_axes():
 def test_components_needs_a_fitted_estimator():
     with pytest.raises(NotFittedError):
         plot_components(SaturatingAutoEncoder(), (2, 2))
+    with pytest.raises(NotFittedError):
+        plot_components(make_pipeline(StandardScaler(), SaturatingAutoEncoder()), (2, 2))
+
+
+def test_components_of_a_fitted_estimator_without_components():
+    X = np.random.RandomState(0).normal(size=(20, 4))
+    pipeline = make_pipeline(StandardScaler(),
+                             SaturatingAutoEncoder(n_components=2, max_iter=1, random_state=0))
+    pipeline.fit(X)
+    with pytest.raises(ValueError, match=r"Pipeline has no components_ .* pipeline\[-1\]"):
+        plot_components(pipeline, (2, 2))
+    with pytest.raises(ValueError, match="StandardScaler has no components_"):
+        plot_components(StandardScaler().fit(X), (2, 2))
+    fig = plot_components(pipeline[-1], (2, 2))
+    assert _images(fig.axes[0])[0].get_array().shape == (2, 5)
+
+
+def test_components_gaps_are_apart_from_every_tile_colour():
+    components = np.random.RandomState(0).normal(size=(3, 16))
+    components[1] = 1.0  # all +1 (white) after normalisation
+    components[2] = -3.0  # all -1 (black)
+    fig = plot_components(components, (4, 4), n_cols=2)
+    ax = fig.axes[0]
+    (image,) = _images(ax)
+    mosaic = image.get_array()
+    colours = image.to_rgba(mosaic)
+    gaps = np.ma.getmaskarray(mosaic)
+    assert gaps[4, :].all() and gaps[:, 4].all() and gaps[5:, 5:].all()  # and the empty slot
+    gap_colour = colours[4, 0]
+    assert (colours[gaps] == gap_colour).all()
+    assert len(set(np.round(gap_colour[:3], 3))) > 1  # not on the gray ramp
+    white, black = colours[0, 5], colours[5, 0]  # tiles 1 and 2
+    assert tuple(white) == (1, 1, 1, 1) and tuple(black[:3]) == (0, 0, 0)
+    tiles = colours[~gaps]
+    assert not (tiles == gap_colour).all(axis=1).any()
+    # The rendered figure shows the gap colour around the white tile.
+    fig.canvas.draw()
+    pixels = np.asarray(fig.canvas.buffer_rgba())[..., :3].reshape(-1, 3)
+    drawn = np.round(np.asarray(gap_colour[:3]) * 255)
+    assert (np.abs(pixels - drawn).max(axis=1) <= 1).sum() > 100
+
+
+@pytest.mark.parametrize(
+    "n_tiles, tile_shape",
+    [(100, (1, 64)), (16, (32, 2)), (16, (8, 8)), (7, (2, 3)), (30, (3, 20)), (1, (5, 5))],
+)
+def test_components_default_columns_make_a_square_mosaic(n_tiles, tile_shape):
+    components = np.random.RandomState(0).normal(size=(n_tiles, math.prod(tile_shape)))
+    fig = plot_components(components, tile_shape)
+    height, width = _images(fig.axes[0])[0].get_array().shape
+    assert 0.5 <= height / width <= 2.0
+    assert all(2.0 <= side <= 12.0 for side in fig.get_size_inches())
+
+
+def test_components_square_tiles_keep_the_square_root_rule():
+    for n_tiles, n_cols in ((2, 2), (3, 2), (5, 3), (7, 3), (10, 4), (16, 4), (100, 10)):
+        fig = plot_components(np.ones((n_tiles, 4)), (2, 2))
+        assert _images(fig.axes[0])[0].get_array().shape[1] == 3 * n_cols - 1
+        plt.close(fig)
+
+
+def test_components_figure_size_is_capped():
+    fig = plot_components(np.random.RandomState(0).normal(size=(100, 64)), (8, 8), n_cols=1)
+    width, height = fig.get_size_inches()
+    assert height == 12.0 and 2.0 <= width <= 12.0
+    fig = plot_components(np.ones((100, 64)), (1, 64), n_cols=100)
+    assert all(2.0 <= side <= 12.0 for side in fig.get_size_inches())
+
+
+def test_components_drawn_again_into_the_same_axes_updates_its_colour_bar():
+    fig, ax = plt.subplots(layout="constrained")
+    rng = np.random.RandomState(0)
+    plot_components(rng.normal(size=(4, 16)), (4, 4), ax=ax)
+    plot_components(rng.normal(size=(4, 16)), (4, 4), ax=ax)
+    assert len(fig.axes) == 2
+    colorbar = _images(ax)[-1].colorbar
+    assert colorbar.ax is fig.axes[1]
+    np.testing.assert_allclose(colorbar.get_ticks(), [-1, 0, 1])
+    assert colorbar.ax.get_ylabel()
 
 
 @pytest.mark.parametrize(
@@ -525,6 +685,89 @@ def test_energy_landscape_of_a_model_fitted_on_a_frame_draws_no_warning(toy_data
     assert [str(warning.message) for warning in caught] == []
     (image,) = _images(fig.axes[0])
     assert image.get_array().shape == (8, 8)
+
+
+def test_alpha_path_tells_stages_with_the_same_alpha_apart():
+    X = np.random.RandomState(0).normal(size=(30, 4))
+    model = SaturatingAutoEncoder(n_components=2, alpha=0.1, max_iter=1,
+                                  keep_stage_components=True, random_state=0).fit(X)
+    model.partial_fit(X)
+    model.partial_fit(X)
+    np.testing.assert_allclose(model.alpha_path_, [0.0, 0.1, 0.1, 0.1])
+    fig = plot_alpha_path(model, 0, (2, 2))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["stage 0\nalpha = 0", "stage 1\nalpha = 0.1", "stage 2\nalpha = 0.1",
+                      "stage 3\nalpha = 0.1"]
+    fig, axes = plt.subplots(1, 4)
+    plot_alpha_path(model, 0, (2, 2), ax=axes)
+    assert [ax.get_title() for ax in axes] == titles
+
+
+def _rendered_extent(fig, artist):
+    return artist.get_window_extent(fig.canvas.get_renderer())
+
+
+@pytest.mark.parametrize("alpha_step", [None, 0.1])
+def test_alpha_path_suptitle_fits_the_figure(alpha_step):
+    X = np.random.RandomState(0).normal(size=(30, 4))
+    model = SaturatingAutoEncoder(n_components=2, alpha=0.1, alpha_step=alpha_step, max_iter=1,
+                                  keep_stage_components=True, random_state=0).fit(X)
+    fig = plot_alpha_path(model, 0, (2, 2))
+    fig.canvas.draw()
+    (suptitle,) = [text for text in fig.texts if text.get_text() == fig.get_suptitle()]
+    extent = _rendered_extent(fig, suptitle)
+    assert 0 <= extent.x0 and extent.x1 <= fig.bbox.width
+    assert "Basis element 0" in fig.get_suptitle()
+
+
+def _model_with_stages(staged_model, n_stages):
+    model = copy.copy(staged_model)
+    model.alpha_path_ = np.round(0.1 * np.arange(n_stages), 10)
+    model.stage_components_ = np.random.RandomState(0).normal(size=(n_stages, 5, 12))
+    return model
+
+
+@pytest.mark.parametrize("n_stages", [9, 21, 101])
+def test_alpha_path_wraps_many_stages_into_rows(staged_model, n_stages):
+    fig = plot_alpha_path(_model_with_stages(staged_model, n_stages), 0, (3, 4))
+    assert len(fig.axes) == n_stages
+    assert all(2.0 <= side <= 12.0 for side in fig.get_size_inches())
+    n_rows, n_cols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+    assert n_rows > 1 and n_rows * n_cols >= n_stages > (n_rows - 1) * n_cols
+    rows = {ax.get_subplotspec().rowspan.start for ax in fig.axes}
+    assert rows == set(range(n_rows))
+    fig.canvas.draw()
+    titles = [_rendered_extent(fig, ax.title) for ax in fig.axes]
+    for left, right in zip(titles, titles[1:]):
+        if left.y0 == right.y0:  # neighbours in one row do not overlap
+            assert left.x1 <= right.x0
+
+
+def test_alpha_path_n_cols(staged_model):
+    model = _model_with_stages(staged_model, 5)
+    fig = plot_alpha_path(model, 1, (3, 4), n_cols=4)
+    assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == (2, 3)
+    assert len(fig.axes) == 5  # the unused sixth slot is removed
+    fig = plot_alpha_path(model, 1, (3, 4), n_cols=2)
+    assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == (3, 2)
+    assert len(fig.axes) == 5
+    fig = plot_alpha_path(model, 1, (3, 4), n_cols=10)
+    assert fig.axes[0].get_subplotspec().get_gridspec().get_geometry() == (1, 5)
+    with pytest.raises(ValueError, match="n_cols must be an int >= 1"):
+        plot_alpha_path(model, 1, (3, 4), n_cols=0)
+
+
+def test_alpha_path_into_rows_of_given_axes(staged_model):
+    # As the reproduction's Figure 5: one row of axes per element.
+    fig, axes = plt.subplots(2, 3)
+    for row, index in enumerate((0, 4)):
+        assert plot_alpha_path(staged_model, index, (3, 4), ax=axes[row]) is fig
+    assert len(fig.axes) == 6
+    for row, index in enumerate((0, 4)):
+        for ax, stage in zip(axes[row], staged_model.stage_components_):
+            element = stage[index].reshape(3, 4)
+            np.testing.assert_allclose(_images(ax)[0].get_array(), element / np.abs(element).max())
+        assert axes[row, 0].get_ylabel() == f"element {index}"
 
 
 def test_alpha_path_needs_stage_components(toy_model):
