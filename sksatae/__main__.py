@@ -1,7 +1,34 @@
 """Command line: ``python -m sksatae demo`` and ``python -m sksatae reproduce``."""
 
 import argparse
+import math
 import sys
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text!r}")
+    return value
+
+
+def _folder(text):
+    if not text:
+        raise argparse.ArgumentTypeError("must name a folder, got an empty string")
+    return text
 
 
 def demo(args):
@@ -41,9 +68,16 @@ def demo(args):
 
 def reproduce(args):
     """Run the paper's experiments on bundled data; write figures, metrics.json and report.html."""
-    from .reproduce import run_reproduction, summary
+    from .reproduce import _prepare, _Progress, _run, summary
 
-    metrics = run_reproduction(args.out, quick=args.quick, mnist=args.mnist, cifar10=args.cifar10)
+    progress = _Progress(sys.stderr)
+    try:
+        # Only the checks of the folders given and the reading of the data sets: an error
+        # there is the user's, while one in the experiments keeps its traceback.
+        prepared = _prepare(args.out, args.quick, args.mnist, args.cifar10)
+    except (OSError, ValueError) as error:
+        args.parser.exit(2, f"{args.parser.prog}: error: {error}\n")
+    metrics = _run(*prepared, progress)
     print(f"{summary(metrics)}; report: {args.out}/report.html")
 
 
@@ -56,29 +90,33 @@ def main(argv=None):
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo_parser = commands.add_parser("demo", help=demo.__doc__, description=demo.__doc__)
-    demo_parser.add_argument("--n-components", type=int, default=64, metavar="N",
+    demo_parser.add_argument("--n-components", type=_positive_int, default=64, metavar="N",
                              help="hidden units of each model (default: %(default)s)")
-    demo_parser.add_argument("--alpha", type=float, default=0.1,
+    demo_parser.add_argument("--alpha", type=_non_negative_float, default=0.1,
                              help="final saturation strength, reached in steps from 0 "
                                   "(default: %(default)s)")
-    demo_parser.add_argument("--max-iter", type=int, default=30, metavar="N",
+    demo_parser.add_argument("--max-iter", type=_positive_int, default=30, metavar="N",
                              help="epochs at each alpha stage (default: %(default)s)")
     demo_parser.set_defaults(run=demo)
     reproduce_parser = commands.add_parser("reproduce", help=reproduce.__doc__,
                                            description=reproduce.__doc__)
-    reproduce_parser.add_argument("--out", default="reproduce_out", metavar="DIR",
-                                  help="output folder, overwritten (default: %(default)s)")
+    reproduce_parser.add_argument("--out", type=_folder, default="reproduce_out", metavar="DIR",
+                                  help="output folder, created if needed; before the "
+                                       "experiments start, the figures, metrics.json and "
+                                       "report.html that an earlier run left in it are "
+                                       "deleted, other files are left alone (default: "
+                                       "%(default)s)")
     reproduce_parser.add_argument("--quick", action="store_true",
                                   help="smaller experiments, about a third of the full run's time")
-    reproduce_parser.add_argument("--mnist", default=None, metavar="DIR",
+    reproduce_parser.add_argument("--mnist", type=_folder, default=None, metavar="DIR",
                                   help="folder with MNIST's IDX files, read before the "
                                        "experiments start (Figure 4 MNIST panels; skipped "
                                        "when not given)")
-    reproduce_parser.add_argument("--cifar10", default=None, metavar="DIR",
+    reproduce_parser.add_argument("--cifar10", type=_folder, default=None, metavar="DIR",
                                   help="folder with CIFAR-10's python batches, read before the "
                                        "experiments start (Figure 4 CIFAR panels; skipped when "
                                        "not given)")
-    reproduce_parser.set_defaults(run=reproduce)
+    reproduce_parser.set_defaults(run=reproduce, parser=reproduce_parser)
     args = parser.parse_args(argv)
     args.run(args)
     return 0

@@ -16,8 +16,10 @@ Readers for files the user already has on disk (nothing is downloaded):
 """
 
 import gzip
+import math
 import os
 import pickle
+import zlib
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -40,9 +42,19 @@ _SPIRAL_TURN = 1.75 * np.pi
 _SPIRAL_RADII = (0.25, 0.8)
 
 
+class _IntInterval(Interval):
+    """An interval of integers that, unlike ``Interval(Integral, ...)``, refuses bools."""
+
+    def __init__(self, left, right, *, closed):
+        super().__init__(Integral, left, right, closed=closed)
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
 @validate_params(
     {
-        "n_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_samples": [_IntInterval(1, None, closed="left")],
         "noise": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
     },
@@ -110,8 +122,8 @@ def _gray_sample_images():
 
 @validate_params(
     {
-        "patch_size": [Interval(Integral, 1, None, closed="left")],
-        "n_patches": [Interval(Integral, 1, None, closed="left")],
+        "patch_size": [_IntInterval(1, None, closed="left")],
+        "n_patches": [_IntInterval(1, None, closed="left")],
         "random_state": ["random_state"],
     },
     prefer_skip_nested_validation=True,
@@ -238,14 +250,19 @@ def load_binary_digits(return_X_y=False):
 
 
 def _check_folder(path):
+    if os.fspath(path) == "":
+        raise ValueError("path must name a folder, got an empty string.")
     folder = Path(path)
+    if not folder.exists():
+        raise FileNotFoundError(f"The folder {str(folder)!r} does not exist.")
     if not folder.is_dir():
-        raise FileNotFoundError(f"{str(folder)!r} is not a folder.")
+        raise NotADirectoryError(f"{str(folder)!r} is a file, not a folder.")
     return folder
 
 
 _IDX_IMAGES_MAGIC = 0x00000803
 _IDX_LABELS_MAGIC = 0x00000801
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _find_mnist_file(folder, name):
@@ -279,7 +296,7 @@ def _read_idx(file, magic, n_dims):
     try:
         with opener(file, "rb") as f:
             content = f.read()
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, zlib.error) as error:
         raise ValueError(f"Could not read {str(file)!r}: {error}.") from error
     header_size = 4 + 4 * n_dims
     if len(content) < header_size:
@@ -289,14 +306,17 @@ def _read_idx(file, magic, n_dims):
         )
     found_magic = int.from_bytes(content[:4], "big")
     if found_magic != magic:
+        hint = ""
+        if content[:2] == _GZIP_MAGIC and opener is open:
+            hint = f" It is gzip-compressed: name it {file.name + '.gz'!r}."
         raise ValueError(
             f"{str(file)!r} has magic number 0x{found_magic:08x}, expected "
-            f"0x{magic:08x} (unsigned bytes, {n_dims} dimension(s))."
+            f"0x{magic:08x} (unsigned bytes, {n_dims} dimension(s)).{hint}"
         )
     dims = tuple(
         int.from_bytes(content[4 + 4 * axis: 8 + 4 * axis], "big") for axis in range(n_dims)
     )
-    expected = header_size + int(np.prod(dims, dtype=np.int64))
+    expected = header_size + math.prod(dims)
     if len(content) != expected:
         raise ValueError(
             f"{str(file)!r} has the wrong size: its header announces dimensions {dims}, "
@@ -338,12 +358,15 @@ def load_mnist(path, kind="train"):
     Raises
     ------
     FileNotFoundError
-        When a file is missing; the message names the expected files, and the
-        renames that would give them to files named with dots or underscores
-        for hyphens (``train-images.idx3-ubyte``).
+        When the folder or a file is missing; the message names the expected
+        files, and the renames that would give them to files named with dots or
+        underscores for hyphens (``train-images.idx3-ubyte``).
+    NotADirectoryError
+        When ``path`` is a file.
     ValueError
-        When a file is malformed (not readable, wrong magic number, size not
-        matching its header) or the numbers of images and labels differ.
+        When ``path`` is empty, a file is malformed (not readable, wrong magic
+        number, size not matching its header) or the numbers of images and
+        labels differ.
 
     See Also
     --------
@@ -377,6 +400,7 @@ def load_mnist(path, kind="train"):
 
 _CIFAR_FOLDER = "cifar-10-batches-py"
 _CIFAR_ARCHIVE = "cifar-10-python.tar.gz"
+_CIFAR_BINARY_FOLDER = "cifar-10-batches-bin"
 _CIFAR_N_FEATURES = 3 * 32 * 32
 
 
@@ -397,8 +421,14 @@ def _read_cifar_batch(file):
             f"{str(file)!r} is not a CIFAR-10 batch: expected a dict with keys "
             "b'data' and b'labels'."
         )
-    data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[b"labels"])
+    arrays = {}
+    for key in (b"data", b"labels"):
+        try:
+            arrays[key] = np.asarray(batch[key])
+        except (ValueError, TypeError) as error:  # ragged nested lists
+            raise ValueError(f"{str(file)!r}: b{key.decode()!r} is not an array: {error}") \
+                from error
+    data, labels = arrays[b"data"], arrays[b"labels"]
     if data.ndim != 2 or data.shape[1] != _CIFAR_N_FEATURES:
         raise ValueError(
             f"{str(file)!r}: b'data' must have shape (n_images, {_CIFAR_N_FEATURES}), "
@@ -408,6 +438,8 @@ def _read_cifar_batch(file):
         raise ValueError(
             f"{str(file)!r} holds {data.shape[0]} images but {labels.size} labels."
         )
+    if data.shape[0] == 0:
+        raise ValueError(f"{str(file)!r} holds no images.")
     if data.dtype.kind not in "iu" or data.size and (data.min() < 0 or data.max() > 255):
         raise ValueError(f"{str(file)!r}: b'data' must hold integer pixel levels 0-255.")
     if labels.dtype.kind not in "iu" or labels.size and (labels.min() < 0 or labels.max() > 9):
@@ -453,13 +485,17 @@ def load_cifar10(path, kind="train"):
     Raises
     ------
     FileNotFoundError
-        When a batch is missing; the message names the expected files, and
-        says to extract ``cifar-10-python.tar.gz`` first when the folder holds
-        only the archive.
+        When the folder or a batch is missing; the message names the expected
+        files, says to extract ``cifar-10-python.tar.gz`` first when the
+        folder holds only the archive, and that only the python version is
+        read when it finds the binary one (``data_batch_1.bin``).
+    NotADirectoryError
+        When ``path`` is a file.
     ValueError
-        When a batch is malformed: not unpicklable, not a dict with
-        ``b"data"`` and ``b"labels"``, data not of shape (n, 3072) with
-        levels 0-255, labels not matching the images or outside 0-9.
+        When ``path`` is empty, or a batch is malformed: not unpicklable, not
+        a dict with ``b"data"`` and ``b"labels"``, data not of shape (n, 3072)
+        with levels 0-255, no images, labels not matching the images or
+        outside 0-9.
     """
     given = folder = _check_folder(path)
     names = _cifar_batch_names(kind)
@@ -473,6 +509,13 @@ def load_cifar10(path, kind="train"):
                 f" Found {_CIFAR_ARCHIVE!r}: extract it first (tar -xzf {_CIFAR_ARCHIVE}) "
                 f"and pass the {_CIFAR_FOLDER!r} folder it creates, or the folder "
                 "containing it."
+            )
+        binary = [f"{name}.bin" for name in missing if (folder / f"{name}.bin").is_file()]
+        if binary or (given / _CIFAR_BINARY_FOLDER).is_dir():
+            found = repr(binary[0]) if binary else repr(_CIFAR_BINARY_FOLDER)
+            hint += (
+                f" Found {found}, from CIFAR-10's binary version: only the python version "
+                f"({_CIFAR_ARCHIVE!r}, which extracts to {_CIFAR_FOLDER!r}) is read."
             )
         raise FileNotFoundError(
             f"CIFAR-10 {kind} batches not found in {str(folder)!r}: missing "

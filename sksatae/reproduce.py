@@ -18,6 +18,8 @@ See ``docs/reproduction.md`` for what was found and why.
 import copy
 import html
 import json
+import math
+import os
 import sys
 import threading
 import time
@@ -83,6 +85,13 @@ SETTINGS["quick"] = {
 }
 """Experiment sizes of the full run and of ``--quick``."""
 
+_FIGURES = ("figure1_activations.png", "figure2_shrink_energy.png",
+            "figure3_satlinear_energy.png", "figure4_patches.png", "figure5_alpha_path.png",
+            "figure6_complementary.png", "figure2_sigmoid_energy.png")
+_EXTERNAL_FIGURES = ("figure4_mnist.png", "figure4_cifar10.png", "figure5_cifar10.png")
+_OUTPUTS = _FIGURES + _EXTERNAL_FIGURES + ("metrics.json", "report.html")
+"""Every file a run can write: those an earlier run left are removed when a run starts."""
+
 
 # ------------------------------------------------------------------ helpers
 
@@ -100,6 +109,14 @@ class _Progress:
     def __call__(self, message):
         if self.stream is not None:
             print(f"[reproduce {self.elapsed():6.1f}s] {message}", file=self.stream, flush=True)
+
+
+def _ratio(numerator, denominator):
+    """``numerator / denominator`` as a float, or None where it is undefined or infinite."""
+    if denominator == 0:
+        return None
+    ratio = float(numerator) / float(denominator)
+    return ratio if math.isfinite(ratio) else None
 
 
 def filter_spread(components, image_shape):
@@ -208,7 +225,7 @@ def _contraction(sweep, alphas, seeds):
     index = eligible[-1]
     summary.update(
         alpha=alphas[index],
-        ratio=float(fraction[index].mean() / fraction[0].mean()),
+        ratio=_ratio(fraction[index].mean(), fraction[0].mean()),
         every_seed_smaller=bool(np.all(fraction[index] < fraction[0])),
         data_energy_at_alpha=float(data_energy[index].mean()),
     )
@@ -520,7 +537,8 @@ def _satlinear_on_patches(cfg, progress, data_scale, alphas):
         saturated = float(np.mean((codes <= 0) | (codes >= 1)))
         off_error = float(model.energy(off_data).mean() / scale)
         stages.append({"alpha": float(alpha), "data_relative_energy": data_error,
-                       "off_data_relative_energy": off_error, "ratio": off_error / data_error,
+                       "off_data_relative_energy": off_error,
+                       "ratio": _ratio(off_error, data_error),
                        "saturated_code_fraction": saturated})
         progress(f"saturated linear on {len(X)} patches (pixel std {data_scale:g}): alpha={alpha:g}, relative energy data "
                  f"{data_error:.3f}, random inputs {off_error:.3f}, saturated codes {saturated:.2f}")
@@ -551,8 +569,14 @@ def _external_data(name, path, cfg):
 
     if name == "mnist":
         X, _ = load_mnist(path)
-        X = (X > 0.5).astype(np.float64)
         shape = (28, 28)
+        if X.shape[1] != shape[0] * shape[1]:
+            # The experiment's sizes and Figure 4's panels are those of MNIST's images.
+            raise ValueError(
+                f"The MNIST images in {str(path)!r} have {X.shape[1]} pixels each, expected "
+                f"28x28 = {shape[0] * shape[1]}."
+            )
+        X = (X > 0.5).astype(np.float64)
     else:
         X, _ = load_cifar10(path)
         shape = (32, 32, 3)
@@ -576,9 +600,13 @@ def _external(name, X, cfg, progress):
 
 def _claim(number, figure, statement, measured, threshold, held, details=None, kind="claim"):
     """One checked statement: a claim of the paper, or a ``kind="finding"`` of this
-    reproduction (where the paper's effect does not appear, and why)."""
+    reproduction (where the paper's effect does not appear, and why).
+
+    A statement with an undefined measurement (None: a ratio to zero, or no
+    alpha that qualifies) does not hold."""
+    held = bool(held) and all(value is not None for value in measured.values())
     return {"id": number, "kind": kind, "figure": figure, "claim": statement,
-            "measured": measured, "threshold": threshold, "held": bool(held),
+            "measured": measured, "threshold": threshold, "held": held,
             "details": details or {}}
 
 
@@ -648,7 +676,8 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
          "near_linear_unregularised_fraction": near_linear["mean_low_energy_fraction"][0]},
         f"contraction ratio > {t['contraction_ratio']} (no clear contraction) and the "
         "unregularised low-energy fraction below that of the near-linear start",
-        not _contracted(default) and default["mean_low_energy_fraction"][0] < near_linear["mean_low_energy_fraction"][0],
+        default["ratio"] is not None and not _contracted(default)
+        and default["mean_low_energy_fraction"][0] < near_linear["mean_low_energy_fraction"][0],
         {"default_init": default},
         kind="finding",
     ))
@@ -675,7 +704,7 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         "(shrink, natural patches).",
         {"mean_nonzero_fraction_by_alpha": mean_nonzero.round(4).tolist(),
          "largest_rise": float(steps.max()),
-         "final_over_first_regularised": float(mean_nonzero[-1] / mean_nonzero[1])},
+         "final_over_first_regularised": _ratio(mean_nonzero[-1], mean_nonzero[1])},
         f"no rise larger than {t['sparsity_monotone_tolerance']} from one stage to the next, and "
         f"the last stage at most {t['sparsity_total_drop']} x the alpha=0 stage and at most "
         f"{t['sparsity_regularised_drop']} x the first regularised stage (the first step alone "
@@ -685,8 +714,9 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         and mean_nonzero[-1] <= t["sparsity_regularised_drop"] * mean_nonzero[1],
         {"alphas": [s["alpha"] for s in shrink_stages[0]], "per_seed": nonzero.round(4).tolist()},
     ))
-    unreg, reg = satlinear_stages[0], satlinear_stages[1:]
-    best = max(reg, key=lambda s: s["ratio"])
+    unreg = satlinear_stages[0]
+    defined = [s for s in satlinear_stages[1:] if s["ratio"] is not None]
+    best = max(defined, key=lambda s: s["ratio"]) if defined else {"ratio": None, "alpha": None}
     claims.append(_claim(
         "5", "figure4_patches.png",
         "Section 3.3: unregularised saturated linear reconstructs random off-data inputs almost "
@@ -697,7 +727,8 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         f"relative energy of random inputs (Gaussian with the data's covariance) over that of "
         f"the data: <= {t['off_data_ratio_unregularised']} without the penalty, and at least "
         f"{t['off_data_ratio_growth']} x larger at some swept alpha",
-        unreg["ratio"] <= t["off_data_ratio_unregularised"]
+        unreg["ratio"] is not None and best["ratio"] is not None
+        and unreg["ratio"] <= t["off_data_ratio_unregularised"]
         and best["ratio"] >= t["off_data_ratio_growth"] * unreg["ratio"],
         {"stages": satlinear_stages},
     ))
@@ -711,7 +742,8 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
          "unregularised_saturated_fraction": standardised["saturated_code_fraction"]},
         f"ratio > {t['off_data_ratio_unregularised']} and more than half of the codes "
         "saturated at alpha=0",
-        standardised["ratio"] > t["off_data_ratio_unregularised"]
+        standardised["ratio"] is not None
+        and standardised["ratio"] > t["off_data_ratio_unregularised"]
         and standardised["saturated_code_fraction"] > 0.5,
         {"stages": satlinear_standardised_stages},
         kind="finding",
@@ -723,27 +755,29 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         "Section 3.2: shrink filters on natural patches become localised with the penalty.",
         {"spread_without_penalty": spread_first, "spread_with_penalty": spread_last,
          "spread_random_filters": random_spread,
-         "ratio_to_unregularised": spread_last / spread_first,
-         "ratio_to_random": spread_last / random_spread},
+         "ratio_to_unregularised": _ratio(spread_last, spread_first),
+         "ratio_to_random": _ratio(spread_last, random_spread)},
         f"spread with the penalty <= {t['spread_ratio']} x the spread without it and <= "
         f"{t['spread_ratio']} x that of random filters (spread: see filter_spread)",
         spread_last <= t["spread_ratio"] * spread_first
         and spread_last <= t["spread_ratio"] * random_spread,
     ))
-    slope_at_top = fig6["slope_at_top"] / fig6["largest_slope"]
-    plateau = fig6["smallest_penalty_on_top"] / fig6["largest_penalty"]
+    slope_at_top = _ratio(fig6["slope_at_top"], fig6["largest_slope"])
+    plateau = _ratio(fig6["smallest_penalty_on_top"], fig6["largest_penalty"])
     claims.append(_claim(
         "7", "figure6_complementary.png",
         "Figure 6 (Section 5.1, Eq. 3): for a non-monotonic differentiable f (a Gaussian bump), "
         "|f'| vanishes at the top of the bump, where the complementary function stays high "
         "(it even peaks there).",
         {"slope_at_top_over_largest": slope_at_top,
-         "penalty_at_top_over_largest": fig6["penalty_at_top"] / fig6["largest_penalty"],
+         "penalty_at_top_over_largest": _ratio(fig6["penalty_at_top"],
+                                               fig6["largest_penalty"]),
          "smallest_penalty_on_top_over_largest": plateau},
         f"|f'(0)| <= {t['bump_slope_at_top']:g} x the largest |f'|, and f_c >= "
         f"{t['bump_plateau_fraction']} x its largest value everywhere between the two maxima "
         "of |f'| (|z| <= 1)",
-        slope_at_top <= t["bump_slope_at_top"] and plateau >= t["bump_plateau_fraction"],
+        slope_at_top is not None and plateau is not None
+        and slope_at_top <= t["bump_slope_at_top"] and plateau >= t["bump_plateau_fraction"],
         {"figure6": fig6},
     ))
     claims.append(_contraction_claim(
@@ -779,7 +813,8 @@ def _figure4(out, patches_first, patches_final, satlinear, digits, shrink_alpha,
         "Figure 4: decoder basis elements (each tile scaled on its own; gray = 0)"))
 
 
-def _figure5(out, model, plotting, plt, name="figure5_alpha_path.png", image_shape=(12, 12)):
+def _figure5(out, model, plotting, plt, name="figure5_alpha_path.png", image_shape=(12, 12),
+             channel_order="last"):
     stages = model.stage_components_
     change = np.abs(stages[-1] - stages[0]).sum(axis=1)
     # Elements that end as a near-constant tile change most and show nothing of
@@ -792,7 +827,8 @@ def _figure5(out, model, plotting, plt, name="figure5_alpha_path.png", image_sha
     n_stages = stages.shape[0]
     fig, axes = plt.subplots(2, n_stages, figsize=(1.6 * n_stages, 3.8), squeeze=False)
     for row, index in enumerate(chosen):
-        plotting.plot_alpha_path(model, int(index), image_shape, ax=axes[row])
+        plotting.plot_alpha_path(model, int(index), image_shape, ax=axes[row],
+                                 channel_order=channel_order)
     _save_figure(plt, fig, out / name, dpi=90, fontsize=9, title=(
         "Figure 5: two saturated-linear filters as alpha grows "
         f"({', '.join(f'{a:g}' for a in model.alpha_path_)}), warm-started stage by stage"))
@@ -845,7 +881,7 @@ def _fmt(value):
 
 
 def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=None,
-                     stream=sys.stderr):
+                     stream="stderr"):
     """Run the paper's experiments, write figures, ``metrics.json`` and ``report.html``.
 
     Claims measured (thresholds in :data:`CLAIM_THRESHOLDS`):
@@ -871,10 +907,19 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
     8. Claim 1's measurement for a SATAE-sigmoid (Eq. 3's penalty) from the
        estimator's default start.
 
+    A measurement that is undefined (a ratio whose denominator is zero) is
+    None, written as ``null`` in ``metrics.json``, and a claim with such a
+    measurement does not hold.
+
     Parameters
     ----------
     out : str or path-like, default="reproduce_out"
-        Output folder, created if needed; files in it are overwritten.
+        Output folder, created if needed. Once the data sets given are read,
+        the files that a run writes (every figure a run can draw, including
+        those of MNIST and CIFAR-10, ``metrics.json`` and ``report.html``) are
+        deleted from it, so that it never mixes the outputs of two runs: a run
+        that stops early leaves no report, and a run without ``cifar10`` no
+        CIFAR-10 figures. Other files in it are left alone.
     quick : bool, default=False
         Smaller experiments (about a third of the full run's time).
     mnist, cifar10 : str or path-like, default=None
@@ -883,27 +928,62 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
         :func:`~sksatae.datasets.load_mnist` and
         :func:`~sksatae.datasets.load_cifar10`) before any experiment runs,
         so a wrong folder or file fails at once, with the loader's error.
-    stream : file-like or None, default=sys.stderr
-        Where progress lines go; None is silent.
+        MNIST's images must be 28x28.
+    stream : file-like, "stderr" or None, default="stderr"
+        Where progress lines go: ``"stderr"`` is :data:`sys.stderr` as it is
+        when the function is called (so that
+        :func:`contextlib.redirect_stderr` applies), None is silent.
 
     Returns
     -------
     metrics : dict
         What ``metrics.json`` holds.
+
+    Raises
+    ------
+    ValueError
+        When ``out`` is an empty path, or the MNIST images are not 28x28.
+    NotADirectoryError
+        When ``out`` is a file.
     """
+    if isinstance(stream, str):
+        if stream != "stderr":
+            raise ValueError(
+                f"stream must be a file-like object, 'stderr' or None, got {stream!r}.")
+        stream = sys.stderr
+    progress = _Progress(stream)
+    return _run(*_prepare(out, quick, mnist, cifar10), progress)
+
+
+def _prepare(out, quick, mnist, cifar10):
+    """All that a user's input can make fail, done before any experiment: check
+    ``out`` and read the data sets given. Then create the output folder and delete
+    the outputs an earlier run left there. Returns what :func:`_run` takes first."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # before anything is read or deleted: every figure needs it
+    if os.fspath(out) == "":
+        raise ValueError("out must name a folder, got an empty string.")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"out must be a folder, but {str(out)!r} is a file.")
+    cfg = SETTINGS["quick" if quick else "full"]
+    external = {name: _external_data(name, path, cfg)
+                for name, path in (("mnist", mnist), ("cifar10", cifar10)) if path is not None}
+    out.mkdir(parents=True, exist_ok=True)
+    for name in _OUTPUTS:
+        path = out / name
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+    return out, quick, cfg, external
+
+
+def _run(out, quick, cfg, external, progress):
+    """The experiments, the figures, ``metrics.json`` and ``report.html``."""
     import matplotlib.pyplot as plt
 
     from . import plotting
 
-    cfg = SETTINGS["quick" if quick else "full"]
-    progress = _Progress(stream)
-    external = {name: _external_data(name, path, cfg)
-                for name, path in (("mnist", mnist), ("cifar10", cifar10)) if path is not None}
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     progress(f"writing into {out.resolve()} ({'quick' if quick else 'full'} run)")
     for name, (X, _) in external.items():
         progress(f"{name} read: {len(X)} samples kept")
@@ -924,9 +1004,7 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
              cfg["shrink_alphas"][-1], cfg["satlinear_alphas"][-1], plotting, plt)
     _figure5(out, satlinear_model, plotting, plt)
     progress("Figures 4 and 5 drawn")
-    figures = ["figure1_activations.png", "figure2_shrink_energy.png",
-               "figure3_satlinear_energy.png", "figure4_patches.png", "figure5_alpha_path.png",
-               "figure6_complementary.png", "figure2_sigmoid_energy.png"]
+    figures = list(_FIGURES)
 
     skipped = []
     for name, shape_note in (("mnist", "MNIST"), ("cifar10", "CIFAR-10")):
@@ -948,7 +1026,8 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
         plt.close(fig)
         figures.append(f"figure4_{name}.png")
         if name == "cifar10":
-            _figure5(out, models["satlinear"], plotting, plt, "figure5_cifar10.png", (32, 32, 3))
+            _figure5(out, models["satlinear"], plotting, plt, "figure5_cifar10.png", (32, 32, 3),
+                     channel_order="first")
             figures.append("figure5_cifar10.png")
 
     claims = _claims(fig2, fig3, shrink_stages, control_spreads, random_spread,
@@ -975,14 +1054,26 @@ def run_reproduction(out="reproduce_out", *, quick=False, mnist=None, cifar10=No
         "skipped": skipped,
         "runtime_s": progress.elapsed(),
     }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default),
-                                      encoding="utf-8")
+    metrics = _finite_or_none(metrics)
+    (out / "metrics.json").write_text(
+        json.dumps(metrics, indent=2, allow_nan=False, default=_json_default), encoding="utf-8")
     _write_report(out, metrics)
     for claim in claims:
         progress(f"claim {claim['id']}: {'held' if claim['held'] else 'DID NOT HOLD'} "
                  f"({_fmt(list(claim['measured'].values()))})")
     progress(f"done: {out / 'report.html'}")
     return metrics
+
+
+def _finite_or_none(value):
+    """``value`` with every non-finite number replaced by None: JSON has no inf or NaN."""
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _json_default(value):

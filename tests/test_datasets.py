@@ -68,7 +68,12 @@ def test_manifold_deterministic():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"n_samples": 0}, "n_samples"), ({"noise": -0.1}, "noise")],
+    [
+        ({"n_samples": 0}, "n_samples"),
+        ({"noise": -0.1}, "noise"),
+        # bool is an int to Python, but not a number of samples.
+        ({"n_samples": True}, r"'n_samples' parameter .* must be an int .* Got True instead"),
+    ],
 )
 def test_manifold_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -132,6 +137,8 @@ def test_patches_without_pillow_name_what_to_install(monkeypatch):
         ({"patch_size": 428}, "patch_size must be at most 427"),
         ({"n_patches": 0}, "n_patches"),
         ({"patch_size": 2.5}, "patch_size"),
+        ({"patch_size": True}, r"'patch_size' parameter .* must be an int .* Got True instead"),
+        ({"n_patches": True}, r"'n_patches' parameter .* must be an int .* Got True instead"),
     ],
 )
 def test_patches_bad_arguments(kwargs, match):
@@ -259,9 +266,23 @@ def test_mnist_misnamed_files_hint_the_rename(tmp_path, mnist_arrays):
     np.testing.assert_array_equal(y, labels)
 
 
-def test_mnist_not_a_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a folder"):
-        load_mnist(tmp_path / "nowhere")
+@pytest.mark.parametrize("loader", [load_mnist, load_cifar10])
+def test_not_a_folder(tmp_path, loader):
+    with pytest.raises(FileNotFoundError, match="'.*nowhere' does not exist"):
+        loader(tmp_path / "nowhere")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="'.*file' is a file, not a folder"):
+        loader(tmp_path / "file")
+
+
+@pytest.mark.parametrize("loader", [load_mnist, load_cifar10])
+def test_empty_path_is_refused(tmp_path, monkeypatch, mnist_arrays, loader):
+    # Not read as the current folder, even when that holds the files.
+    monkeypatch.chdir(tmp_path)
+    _write_mnist(tmp_path, "train", *mnist_arrays)
+    _write_cifar(tmp_path)
+    with pytest.raises(ValueError, match="path must name a folder, got an empty string"):
+        loader("")
 
 
 def test_mnist_bad_kind(tmp_path):
@@ -304,12 +325,39 @@ def test_mnist_count_mismatch(tmp_path, mnist_arrays):
         load_mnist(tmp_path)
 
 
-def test_mnist_corrupt_gzip(tmp_path, mnist_arrays):
+@pytest.mark.parametrize("content", [
+    b"this is not gzip",
+    # A gzip header, then a deflate block of the reserved type: zlib.error.
+    b"\x1f\x8b\x08\x00" + bytes(6) + b"\xff" * 20,
+])
+def test_mnist_corrupt_gzip(tmp_path, mnist_arrays, content):
     images, labels = mnist_arrays
     _write_mnist(tmp_path, "train", images, labels)
     (tmp_path / "train-images-idx3-ubyte").unlink()
-    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"this is not gzip")
-    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz"):
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(content)
+    with pytest.raises(ValueError, match="Could not read '.*train-images-idx3-ubyte.gz'"):
+        load_mnist(tmp_path)
+
+
+def test_mnist_gzip_without_suffix_says_so(tmp_path, mnist_arrays):
+    images, labels = mnist_arrays
+    _write_mnist(tmp_path, "train", images, labels)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(gzip.compress(_idx_bytes(images, 0x803)))
+    with pytest.raises(ValueError, match="magic number 0x1f8b.* It is gzip-compressed: name it "
+                                         "'train-images-idx3-ubyte.gz'"):
+        load_mnist(tmp_path)
+
+
+def test_mnist_huge_header_dimensions(tmp_path, mnist_arrays):
+    # 4 x 2**31 x 2**31 bytes: a product that int64 arithmetic wraps to 0.
+    _, labels = mnist_arrays
+    _write(tmp_path / "train-images-idx3-ubyte",
+           struct.pack(">IIII", 0x803, 4, 2 ** 31, 2 ** 31), gz=False)
+    _write(tmp_path / "train-labels-idx1-ubyte", _idx_bytes(np.zeros(4, np.uint8), 0x801),
+           gz=False)
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte' has the wrong size: .*"
+                                         rf"\(4, 2147483648, 2147483648\), so {16 + 2 ** 64} "
+                                         "bytes, but it has 16"):
         load_mnist(tmp_path)
 
 
@@ -379,7 +427,7 @@ def test_cifar_missing_batches(tmp_path):
     (tmp_path / "data_batch_4").unlink()
     with pytest.raises(FileNotFoundError, match="missing 'data_batch_4'"):
         load_cifar10(tmp_path)
-    with pytest.raises(FileNotFoundError, match="not a folder"):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
         load_cifar10(tmp_path / "nowhere")
 
 
@@ -392,7 +440,21 @@ def test_cifar_archive_only_hints_extraction(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError) as info:
         load_cifar10(tmp_path / "empty")
-    assert "extract" not in str(info.value)
+    assert "extract" not in str(info.value) and "binary" not in str(info.value)
+
+
+def test_cifar_binary_version_is_named(tmp_path):
+    folder = tmp_path / "cifar-10-batches-bin"
+    folder.mkdir()
+    for name in [f"data_batch_{number}.bin" for number in range(1, 6)] + ["test_batch.bin"]:
+        (folder / name).write_bytes(bytes(2 * 3073))
+    hint = "from CIFAR-10's binary version: only the python version"
+    with pytest.raises(FileNotFoundError, match=f"Found 'data_batch_1.bin', {hint}"):
+        load_cifar10(folder)
+    with pytest.raises(FileNotFoundError, match=f"Found 'test_batch.bin', {hint}"):
+        load_cifar10(folder, kind="test")
+    with pytest.raises(FileNotFoundError, match=f"Found 'cifar-10-batches-bin', {hint}"):
+        load_cifar10(tmp_path)
 
 
 def test_cifar_bad_kind(tmp_path):
@@ -427,6 +489,10 @@ def test_cifar_not_a_pickle(tmp_path):
         ({b"data": np.full((2, 3072), 300), b"labels": [0, 1]}, "levels 0-255"),
         ({b"data": np.full((2, 3072), 0.5), b"labels": [0, 1]}, "levels 0-255"),
         ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "classes 0-9"),
+        ({b"data": [[0] * 3072, [0] * 5], b"labels": [0, 1]}, "b'data' is not an array"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, [1]]},
+         "b'labels' is not an array"),
+        ({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, "holds no images"),
     ],
 )
 def test_cifar_malformed_batch(tmp_path, content, match):

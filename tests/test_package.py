@@ -54,3 +54,28 @@ def test_reproduce_folders_are_dirs(capsys):
     text = _help(capsys, ["reproduce"])
     assert "--mnist DIR" in text and "--cifar10 DIR" in text
     assert "PATH" not in text
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["demo", "--n-components", "0"],
+     "argument --n-components: must be a positive integer, got '0'"),
+    (["demo", "--n-components", "2.5"],
+     "argument --n-components: must be a positive integer, got '2.5'"),
+    (["demo", "--max-iter", "-1"], "argument --max-iter: must be a positive integer, got '-1'"),
+    (["demo", "--alpha", "-0.1"], "argument --alpha: must be a non-negative number, got '-0.1'"),
+    (["demo", "--alpha", "nan"], "argument --alpha: must be a non-negative number, got 'nan'"),
+    (["reproduce", "--out", ""], "argument --out: must name a folder, got an empty string"),
+    (["reproduce", "--mnist", ""], "argument --mnist: must name a folder, got an empty string"),
+    (["reproduce", "--cifar10", ""],
+     "argument --cifar10: must name a folder, got an empty string"),
+])
+def test_command_line_usage_errors(capsys, argv, message):
+    from sksatae.__main__ import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines()[-1] == f"python -m sksatae {argv[0]}: error: {message}"
+    assert "Traceback" not in captured.err

@@ -6,8 +6,11 @@ re-derived here from the raw measurements in ``metrics.json`` so that a claim
 cannot pass by a bookkeeping error.
 """
 
+import contextlib
+import io
 import json
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -205,9 +208,9 @@ def started(monkeypatch):
     return calls
 
 
-def _write_mnist(folder, names=("train-images-idx3-ubyte", "train-labels-idx1-ubyte")):
+def _write_mnist(folder, names=("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), size=28):
     folder.mkdir()
-    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    images = np.arange(3 * size * size, dtype=np.uint8).reshape(3, size, size)
     for name, magic, array in zip(names, (0x803, 0x801), (images, np.array([1, 2, 3], np.uint8))):
         header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
         (folder / name).write_bytes(header + array.tobytes())
@@ -223,33 +226,94 @@ def _write_cifar(folder):
     return folder
 
 
-@pytest.mark.parametrize("mnist, cifar10, error, match", [
-    ("nowhere", None, FileNotFoundError, "not a folder"),
-    ("kaggle", None, FileNotFoundError, "rename it 'train-images-idx3-ubyte'"),
-    ("mnist", "archive", FileNotFoundError, "extract it first"),
-    ("mnist", "bad_batch", ValueError, "Could not unpickle"),
-])
-def test_bad_external_folder_fails_before_any_experiment(tmp_path, started, mnist, cifar10,
-                                                         error, match):
+def _external_folders(tmp_path):
     folders = {
         "nowhere": tmp_path / "nowhere",
+        "file": tmp_path / "file",
         "kaggle": _write_mnist(tmp_path / "kaggle",
                                ("train-images.idx3-ubyte", "train-labels.idx1-ubyte")),
         "mnist": _write_mnist(tmp_path / "mnist"),
+        "mnist16": _write_mnist(tmp_path / "mnist16", size=16),
         "archive": tmp_path / "archive",
         "bad_batch": _write_cifar(tmp_path / "bad_batch"),
     }
+    folders["file"].write_text("x")
     folders["archive"].mkdir()
     (folders["archive"] / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b")
     (folders["bad_batch"] / "data_batch_3").write_bytes(b"not a pickle")
+    return folders
+
+
+@pytest.mark.parametrize("mnist, cifar10, error, match", [
+    ("nowhere", None, FileNotFoundError, "The folder '.*nowhere' does not exist"),
+    ("file", None, NotADirectoryError, "'.*file' is a file, not a folder"),
+    ("kaggle", None, FileNotFoundError, "rename it 'train-images-idx3-ubyte'"),
+    # The experiments are sized for MNIST's 28x28 images.
+    ("mnist16", None, ValueError, "The MNIST images in '.*mnist16' have 256 pixels each, "
+                                  "expected 28x28 = 784"),
+    ("mnist", "archive", FileNotFoundError, "extract it first"),
+    ("mnist", "bad_batch", ValueError, "Could not unpickle"),
+])
+def test_bad_external_folder_fails_before_any_experiment(tmp_path, capsys, started, mnist,
+                                                         cifar10, error, match):
+    folders = _external_folders(tmp_path)
     out = tmp_path / "out"
+    cifar10 = None if cifar10 is None else folders[cifar10]
+    with pytest.raises(error, match=match):
+        reproduce.run_reproduction(out, quick=True, mnist=folders[mnist], cifar10=cifar10,
+                                   stream=None)
+    # On the command line, the same error is a usage error: one line, no traceback.
     argv = ["reproduce", "--quick", "--out", str(out), "--mnist", str(folders[mnist])]
     if cifar10 is not None:
-        argv += ["--cifar10", str(folders[cifar10])]
-    with pytest.raises(error, match=match):
+        argv += ["--cifar10", str(cifar10)]
+    with pytest.raises(SystemExit) as info:
         main(argv)
+    assert info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert re.match(f"python -m sksatae reproduce: error: .*{match}", captured.err)
     assert started == []
     assert not out.exists()
+
+
+def test_out_that_is_a_file_fails_before_reading_the_data(tmp_path, capsys, started,
+                                                           monkeypatch):
+    read = []
+    monkeypatch.setattr(reproduce, "_external_data", lambda *args: read.append(args))
+    (tmp_path / "afile").write_text("kept")
+    message = "out must be a folder, but '.*afile' is a file"
+    with pytest.raises(NotADirectoryError, match=message):
+        reproduce.run_reproduction(tmp_path / "afile", mnist=tmp_path, stream=None)
+    with pytest.raises(SystemExit) as info:
+        main(["reproduce", "--out", str(tmp_path / "afile"), "--mnist", str(tmp_path)])
+    assert info.value.code == 2
+    assert re.fullmatch(f"python -m sksatae reproduce: error: {message}.\n",
+                        capsys.readouterr().err)
+    assert read == [] and started == []
+    assert (tmp_path / "afile").read_text() == "kept"
+
+
+def test_empty_paths_are_refused(tmp_path, monkeypatch, started):
+    # An empty path (an unset variable in a script) does not mean the current folder.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="out must name a folder, got an empty string"):
+        reproduce.run_reproduction("", quick=True, stream=None)
+    for name in ("mnist", "cifar10"):
+        with pytest.raises(ValueError, match="path must name a folder, got an empty string"):
+            reproduce.run_reproduction(tmp_path / "out", quick=True, stream=None, **{name: ""})
+    assert started == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_errors_of_the_experiments_keep_their_traceback(tmp_path, monkeypatch):
+    # Only what the user gave is reported as a usage error.
+    def broken(*args):
+        raise ValueError("an error inside an experiment")
+
+    monkeypatch.setattr(reproduce, "_figure1", broken)
+    with pytest.raises(ValueError, match="an error inside an experiment"):
+        main(["reproduce", "--quick", "--out", str(tmp_path / "out")])
 
 
 def test_external_folders_read_then_experiments_start(tmp_path, started):
@@ -260,3 +324,152 @@ def test_external_folders_read_then_experiments_start(tmp_path, started):
               "--cifar10", str(_write_cifar(tmp_path / "cifar"))])
     assert started == ["_figure1"]
     assert out.is_dir()
+
+
+ALL_OUTPUTS = EXPECTED_FILES + ["figure4_mnist.png", "figure4_cifar10.png",
+                                "figure5_cifar10.png"]
+
+
+def test_outputs_of_an_earlier_run_are_deleted_when_a_run_starts(tmp_path, started):
+    # A run that stops early leaves no report of an earlier run beside its own
+    # figures, and one without --cifar10 no CIFAR-10 figures; nothing else is touched.
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ALL_OUTPUTS:
+        (out / name).write_text("earlier run")
+    others = ["notes.txt", "figure7_mine.png", "metrics.json.bak", "old/metrics.json",
+              "old/report.html"]
+    (out / "old").mkdir()
+    for name in others:
+        (out / name).write_text("mine")
+    (out / "figure1_activations.png").unlink()
+    (out / "figure1_activations.png").symlink_to(out / "notes.txt")
+
+    with pytest.raises(SystemExit):  # a wrong --mnist deletes nothing
+        main(["reproduce", "--quick", "--out", str(out), "--mnist", str(tmp_path / "nowhere")])
+    assert all((out / name).exists() for name in ALL_OUTPUTS)
+
+    with pytest.raises(_ExperimentStarted):
+        main(["reproduce", "--quick", "--out", str(out)])
+    assert started == ["_figure1"]
+    assert sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file()) \
+        == sorted(others)
+    assert all((out / name).read_text() == "mine" for name in others)
+
+
+def test_progress_goes_to_the_stderr_of_the_call(tmp_path, capsys, started):
+    buffer = io.StringIO()
+    with contextlib.redirect_stderr(buffer), pytest.raises(_ExperimentStarted):
+        reproduce.run_reproduction(tmp_path / "out", quick=True)
+    assert buffer.getvalue().startswith("[reproduce ")
+    assert "writing into" in buffer.getvalue()
+    with pytest.raises(_ExperimentStarted):
+        reproduce.run_reproduction(tmp_path / "out", quick=True, stream=None)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(_ExperimentStarted):
+        reproduce.run_reproduction(tmp_path / "out", quick=True)
+    assert "writing into" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="stream must be a file-like object, 'stderr' or None"):
+        reproduce.run_reproduction(tmp_path / "out", quick=True, stream="stdout")
+
+
+# ------------------------------------------------------- whole runs, tiny sizes
+
+TINY = dict(seeds=(0,), toy_samples=20, toy_epochs=1, grid_resolution=5,
+            figure2_alphas=(0.0, 0.1), figure2_sigmoid_alphas=(0.0, 0.1),
+            figure3_alphas=(0.0, 0.1), patches=150, patch_seeds=(0,),
+            shrink_alphas=(0.0, 0.1, 0.2), shrink_first_epochs=1, shrink_stage_epochs=1,
+            satlinear_patches=150, satlinear_components=20, satlinear_alphas=(0.0, 0.1),
+            satlinear_standardised_alphas=(0.0, 0.1), satlinear_epochs=1, digits_epochs=1,
+            external_samples=20, external_epochs=1)
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """The quick settings shrunk so that a whole run takes seconds: for what a run
+    writes, not for its measurements."""
+    monkeypatch.setitem(reproduce.SETTINGS, "quick", {**reproduce.SETTINGS["quick"], **TINY})
+
+
+def test_cifar_figures_are_drawn_channel_first(tmp_path, monkeypatch, tiny):
+    # CIFAR-10's rows are channel-major (1024 red values, then green, then blue).
+    from sksatae import plotting
+
+    drawn = []
+    for name in ("plot_components", "plot_alpha_path"):
+        def spy(*args, _real=getattr(plotting, name), _name=name, **kwargs):
+            drawn.append((_name, args[1] if _name == "plot_components" else args[2],
+                          kwargs.get("channel_order", "last")))
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(plotting, name, spy)
+    out = tmp_path / "out"
+    metrics = reproduce.run_reproduction(out, quick=True, mnist=_write_mnist(tmp_path / "mnist"),
+                                         cifar10=_write_cifar(tmp_path / "cifar"), stream=None)
+    cifar = [(name, order) for name, shape, order in drawn if shape == (32, 32, 3)]
+    assert cifar == [("plot_components", "first")] * 2 + [("plot_alpha_path", "first")] * 2
+    # Every file a run can write, which a later run deletes first.
+    assert sorted(metrics["figures"]) == sorted(name for name in ALL_OUTPUTS
+                                                if name.endswith(".png"))
+    assert sorted(path.name for path in out.iterdir()) == sorted(ALL_OUTPUTS)
+
+
+def _refuse(constant):
+    raise AssertionError(f"{constant} is not JSON")
+
+
+def test_undefined_measurements_are_null_and_do_not_hold(tmp_path, monkeypatch, tiny):
+    # No well-reconstructed grid point at alpha=0 (the contraction ratios divide
+    # by zero), |f'| zero everywhere, and a NaN among the numbers recorded.
+    real_sweep, real_figure6 = reproduce._toy_sweep, reproduce._figure6
+
+    def sweep(X, grid, params, alphas, seeds, *args, **kwargs):
+        sweeps, models = real_sweep(X, grid, params, alphas, seeds, *args, **kwargs)
+        for alpha in alphas:
+            for seed in seeds:
+                sweeps[alpha][seed] = {"low_energy_fraction": 0.5 if alpha else 0.0,
+                                       "data_energy": 0.0}
+        return sweeps, models
+
+    def figure6(*args):
+        measured = real_figure6(*args)
+        measured.update(largest_slope=0.0, smoothing=float("nan"))
+        return measured
+
+    monkeypatch.setattr(reproduce, "_toy_sweep", sweep)
+    monkeypatch.setattr(reproduce, "_figure6", figure6)
+    out = tmp_path / "out"
+    metrics = reproduce.run_reproduction(out, quick=True, stream=None)
+    written = json.loads((out / "metrics.json").read_text(), parse_constant=_refuse)
+    assert written == metrics
+    for number in ("1", "1b", "2", "8"):
+        claim = _claim(written, number)
+        assert claim["measured"]["contraction_ratio"] is None and not claim["held"], number
+    assert written["experiments"]["figure2"]["near_linear_start"]["alpha"] == 0.1
+    assert _claim(written, "7")["measured"]["slope_at_top_over_largest"] is None
+    assert not _claim(written, "7")["held"]
+    assert written["experiments"]["figure6"]["smoothing"] is None
+    report = (out / "report.html").read_text()
+    assert "contraction_ratio = None" in report
+
+
+def test_claims_with_a_zero_denominator_do_not_hold():
+    assert reproduce._ratio(1.0, 0.0) is None and reproduce._ratio(0.0, 0.0) is None
+    assert reproduce._ratio(np.float64(1.0), np.float64(0.0)) is None
+    assert reproduce._ratio(1e308, 1e-308) is None
+    assert reproduce._ratio(1.0, 4.0) == 0.25
+    sweep = {alpha: {0: {"low_energy_fraction": 0.5 if alpha else 0.0, "data_energy": 0.0}}
+             for alpha in (0.0, 0.1)}
+    contraction = reproduce._contraction(sweep, (0.0, 0.1), (0,))
+    assert contraction["alpha"] == 0.1 and contraction["ratio"] is None
+    shrink = [[{"alpha": alpha, "nonzero_fraction": 0.0, "spread": 0.0, "penalty_sum": 0.0,
+                "l1_sum": 0.0} for alpha in (0.0, 0.1, 0.2)]]
+    satlinear = [{"alpha": alpha, "data_relative_energy": 0.0, "off_data_relative_energy": 0.0,
+                  "ratio": None, "saturated_code_fraction": 1.0} for alpha in (0.0, 0.1)]
+    bump = {"slope_at_top": 0.0, "largest_slope": 0.0, "penalty_at_top": 0.0,
+            "smallest_penalty_on_top": 0.0, "largest_penalty": 0.0, "smoothing": 1.0}
+    claims = reproduce._claims({"near_linear_start": contraction, "default_init": contraction},
+                               contraction, shrink, [0.0], 0.0, satlinear, satlinear, bump,
+                               contraction)
+    undefined = {c["id"] for c in claims if None in c["measured"].values()}
+    assert undefined == {"1", "1b", "2", "4", "5", "5b", "6", "7", "8"}
+    assert [c["id"] for c in claims if c["held"]] == ["3"]
