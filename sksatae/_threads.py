@@ -96,8 +96,11 @@ class SharedLimit:
         self._unrestored = None  # (the limits to restore, those left instead)
 
     def outer_limits(self):
-        """Each library's limit, leaving out those of the running epochs."""
+        """Each library's limit, leaving out those of the running epochs; in a
+        thread that holds a ``threadpool_limits`` of its own, that limit."""
         with self._lock:
+            if _holds_user_limit():  # it controls OpenBLAS: no other epoch changes it
+                return self._current()
             if self._requested:
                 return list(self._outer)
             self._restore_late()
@@ -149,11 +152,17 @@ class SharedLimit:
     def limit(self, threads):
         """Context in which BLAS uses at most ``threads`` threads."""
         counted = False
+        # Inside the caller's own threadpool_limits, the limits from before the other
+        # epochs must not replace the caller's when the last epoch ends: the caller's
+        # come back, and those from before once it has let go (a late restore).
+        in_users_limit = _holds_user_limit()
         try:
             with self._lock:
                 if not self._requested:
-                    self._restore_late()
+                    if not in_users_limit:
+                        self._restore_late()
                     self._outer = self._current()
+                users = self._current()
                 self._requested[threads] += 1
                 counted = True
                 self._apply()
@@ -164,13 +173,27 @@ class SharedLimit:
                     self._requested[threads] -= 1
                     if not self._requested[threads]:
                         del self._requested[threads]
-                    self._apply()
+                    if in_users_limit and not self._requested:
+                        self._set(users)
+                        if users != self._outer:
+                            self._unrestored = (self._outer, self._current())
+                    else:
+                        self._apply()
 
     def _apply(self):
         least = min(self._requested, default=None)
         self._set([outer if least is None else min(outer, least) for outer in self._outer])
         if least is None and self._current() != self._outer:
             self._unrestored = (self._outer, self._current())
+
+
+def _holds_user_limit():
+    """Whether this thread is inside a ``threadpool_limits`` of its own, which
+    from threadpoolctl 3.8 controls OpenBLAS's process-wide limit."""
+    import threadpoolctl
+
+    ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
+    return ownership is not None and ownership.count > 0
 
 
 _threads_held = 0  # by the epochs running now

@@ -306,18 +306,28 @@ def test_a_callers_limit_held_over_an_epoch_in_parts_is_lifted_by_the_next_fit()
         with threadpool_limits(limits=1):
             go.set()
             thread.join()
-        _autoencoder.run_in_parts = real
         left = limits()
+        # Next, a fit in this thread's own threadpool_limits(1): the late restore must
+        # wait until the block is let go (it raised the limit inside it, and the block
+        # then put back the 1 it saved, for good), and the fit keep to one thread.
+        parts = []
+        _autoencoder.run_in_parts = lambda kernel, arguments, n_parts, *rest: (
+            parts.append(n_parts) or real(kernel, arguments, n_parts, *rest))
+        with threadpool_limits(limits=1):
+            SaturatingAutoEncoder(64, batch_size=128, max_iter=2, random_state=0).fit(X)
+            in_block = limits()
+        _autoencoder.run_in_parts = real
         SaturatingAutoEncoder(2, max_iter=1).fit(X[:20, :3])
-        print(json.dumps([before, during, left, limits()]))
+        print(json.dumps([before, during, left, sorted(set(parts)), in_block, limits()]))
     """)
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stderr
-    before, during, left, after = json.loads(done.stdout)
+    before, during, left, parts, in_block, after = json.loads(done.stdout)
     assert max(before) == 2 and max(during) == 1  # the scenario: an epoch in parts
     assert max(left) == 1  # what the caller's block restored on exit
+    assert parts == [1] and max(in_block) == 1
     assert after == before
 
 

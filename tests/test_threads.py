@@ -214,6 +214,48 @@ def test_a_limit_held_elsewhere_over_an_epoch_is_restored_once_let_go(changed_si
     assert library.num_threads == restored
 
 
+def test_a_fit_in_a_callers_own_limit_keeps_to_it_while_another_epoch_runs(monkeypatch):
+    # Thread A's epoch saved the limit of 2; thread B then fits inside its own
+    # threadpool_limits(1), which controls OpenBLAS (threadpoolctl 3.8). B's fit took A's
+    # saved 2 for its limit, and the end of B's epoch, the last one, restored 2 inside
+    # B's block; B's block then restored the 1 it had saved from A's epoch, for good.
+    library = FakeLibrary(2)
+    shared = SharedLimit([library])
+    in_block = set()
+    monkeypatch.setattr(_threads, "_holds_user_limit", lambda: "B" in in_block)
+    epoch_a = shared.limit(1)
+    epoch_a.__enter__()
+    in_block.add("B")  # B enters threadpool_limits(1): it saves 1, sets 1
+    library.num_threads = 1
+    assert shared.outer_limits() == [1]  # what B's fit may take
+    with shared.limit(1):
+        in_block.discard("B")
+        epoch_a.__exit__(None, None, None)  # A's restore cannot take while B holds control
+        library.num_threads = 1
+        in_block.add("B")
+    assert library.num_threads == 1  # B's block keeps its limit after B's fit
+    in_block.discard("B")  # B's block exits, restoring the 1 it saved
+    library.num_threads = 1
+    assert shared.outer_limits() == [2] and library.num_threads == 2
+
+
+def test_a_late_restore_waits_until_the_callers_own_limit_is_let_go(monkeypatch):
+    library = HeldElsewhere(2)
+    shared = SharedLimit([library])
+    with shared.limit(1):
+        library.held = True  # another thread's threadpool_limits: its restore will not take
+    library.held = False  # it exits, restoring the epoch's 1 it saved
+    in_block = []
+    monkeypatch.setattr(_threads, "_holds_user_limit", lambda: bool(in_block))
+    in_block.append(1)  # this thread's threadpool_limits(1), equal to what was left
+    assert shared.outer_limits() == [1] and library.num_threads == 1
+    with shared.limit(1):
+        assert library.num_threads == 1
+    assert library.num_threads == 1  # still inside the block
+    in_block.clear()
+    assert shared.outer_limits() == [2] and library.num_threads == 2
+
+
 def test_a_forked_child_lifts_its_parents_running_epochs_limit():
     library = FakeLibrary(2)
     shared = SharedLimit([library])
