@@ -219,7 +219,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         epoch with more than one thread runs in as many parts, one thread
         each, which split every step's products and its elementwise work
         between them (each part needs products of at least 2**20
-        multiply-adds). ``"auto"`` uses one thread unless a step's matrix
+        multiply-adds, and a core of its own: no more parts than the cores
+        the process may use). ``"auto"`` uses one thread unless a step's matrix
         products reach 2**21 multiply-adds each (``batch_size * n_features *
         n_components``), and the current BLAS limit above: a rule on sizes
         only, so that a given ``random_state`` gives the same model bit for

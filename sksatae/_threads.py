@@ -267,6 +267,12 @@ def limit_in_force():
     return _limit_to(shared, min(shared.outer_limits(), default=1))
 
 
+def _usable_cores():
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class ThreadChoice:
     """The thread count of each epoch of one fit or ``partial_fit`` call.
 
@@ -329,10 +335,12 @@ class ThreadChoice:
     def parts(self, threads):
         """In how many parts an epoch with ``threads`` threads runs (``_parts``):
         one per thread, unless each part would make products of fewer than
-        ``PART_FLOPS`` multiply-adds."""
+        ``PART_FLOPS`` multiply-adds, and no more than the cores this process
+        may use: parts wait for each other at every step, and a part without a
+        core of its own holds up all the others."""
         if threads == 1 or not self._parts_allowed:
             return 1
-        return max(1, min(threads, self._flops // PART_FLOPS))
+        return max(1, min(threads, _usable_cores(), self._flops // PART_FLOPS))
 
     def limit(self, threads):
         """Context in which BLAS uses at most ``threads`` threads."""

@@ -65,6 +65,17 @@ def test_the_size_thresholds_are_ordered():
     assert SINGLE_THREAD_FLOPS < 16 * 784 * 300
 
 
+def test_an_epoch_runs_in_no_more_parts_than_usable_cores(controller, monkeypatch):
+    # A BLAS limit of 8 on 2 cores ran epochs in 8 parts, each waiting at every step for
+    # parts without a core (0.64 s an epoch against 0.43 s in 2 parts).
+    controller(8)
+    monkeypatch.setattr(_threads, "_usable_cores", lambda: 2)
+    choice = ThreadChoice("auto", *LARGE, {})
+    assert choice.candidates == [8] and choice.parts(8) == 2
+    with choice.epoch(8) as (n_parts, used):
+        assert n_parts == 2
+
+
 @pytest.mark.parametrize("ratio, expected", [(0.5, 2), (0.99 * MULTITHREAD_GAIN, 2),
                                              (1.01 * MULTITHREAD_GAIN, 1), (1.2, 1)])
 def test_more_threads_are_kept_only_when_clearly_faster(controller, ratio, expected):
