@@ -226,7 +226,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         only, so that a given ``random_state`` gives the same model bit for
         bit on a given machine and limit, whatever the load.
         ``"timed"`` times an epoch with the current limit and one with a
-        single thread, keeps the faster (more threads only if at least 10%
+        single thread (after a first epoch, not timed, that loads the compiled
+        kernel), keeps the faster (more threads only if at least 10%
         faster) and times the other again every 16 epochs (``partial_fit``
         calls count as epochs); products below 2**19 multiply-adds use one
         thread untimed. It is faster on a free core, but parts sum some

@@ -23,7 +23,8 @@ two rules:
   same data and ``random_state`` give the same model bit for bit on a given
   machine: one thread below ``SINGLE_THREAD_FLOPS``, the limit in force above.
 - ``"timed"`` measures: above ``SMALL_PRODUCT_FLOPS`` it times an epoch with
-  the thread limit in force and one with a single thread, keeps the faster
+  the thread limit in force and one with a single thread (after a first
+  epoch that loads the compiled kernel), keeps the faster
   (more threads only if at least ``MULTITHREAD_GAIN`` times the time), and
   times the other again every ``REPROBE_EVERY`` epochs. Faster on a free
   core, but which count runs which epoch depends on the machine's load.
@@ -278,7 +279,8 @@ class ThreadChoice:
 
     ``timings`` maps a thread count (as a string: the dict is saved with the
     model) to ``[seconds per sample, samples]`` of its last timed epoch, plus
-    ``"uses"``, the epochs run since the last timing; the estimator keeps it
+    ``"uses"``, the epochs run since the last timing, and ``"first_run"`` once
+    the first epoch, which is not timed, has run; the estimator keeps it
     between ``partial_fit`` calls, so that one-epoch calls are timed too. A
     timing counts only for epochs of between half and twice its size: an
     epoch's fixed costs weigh more on fewer samples. Use as::
@@ -311,6 +313,9 @@ class ThreadChoice:
             self.candidates = [1]
         else:
             self.candidates = [in_force, 1]
+        # The first epoch of a fresh "timed" fit pays for loading the compiled kernel
+        # (about 0.1 s in a new process, several epochs' time): not a timing to keep.
+        self._untimed_first = len(self.candidates) == 2 and not timings.get("first_run")
 
     def next_epoch(self, n_samples):
         """The thread count to run the next epoch of ``n_samples`` with."""
@@ -369,6 +374,10 @@ class ThreadChoice:
         # Kept whatever the candidates: a call under another limit (one thread, say)
         # still times that count for later calls.
         if n_samples == 0:
+            return
+        if self._untimed_first:
+            self._untimed_first = False
+            self.timings["first_run"] = 1
             return
         untimed = str(threads) not in self.timings
         self.timings[str(threads)] = [seconds / n_samples, n_samples]
