@@ -244,8 +244,9 @@ class TabulatedActivation(Activation):
     Outside the tabulated range f continues linearly with its slope at the
     range's end; a flat end stays flat, and so does an end where f has
     reached its asymptote, whose slope would move f by less than 1e-12 of
-    its scale across the whole range (the built-in sigmoid's left end). Eq.
-    3's ``M+`` and ``M-`` are continued exactly for that extension.
+    its range of values across the whole range (the built-in sigmoid's left
+    end), up to ``z = +-inf``. Eq. 3's ``M+`` and ``M-`` are continued
+    exactly for that extension.
 
     Attributes
     ----------
@@ -260,7 +261,12 @@ class TabulatedActivation(Activation):
         Number of nodes (``n_points - 1`` equal cells).
     tabulation_error : float
         The largest ``|f_table - f|`` found at the cells' midpoints, relative
-        to the largest ``|f|`` on the range (at most 1e-4 by construction).
+        to f's range of values ``max f - min f`` on ``limits`` (at most 1e-4 by
+        construction). It covers f (and so f') only: Eq. 3's ``M+`` and ``M-``
+        are exact to O(h^2) where ``|f'|`` is smooth, but only to O(h) within a
+        few ``smoothing`` lengths of a point where ``f'`` jumps (a kink, or a
+        flat interval's edge), with ``h`` the cell width: about 1e-3 relative at
+        the default grid, decaying like ``exp(-|z - kink| / smoothing)``.
     """
 
     def __init__(self, name, complementary_form, smoothing, limits, table, flat, tabulation_error):
@@ -287,7 +293,8 @@ class TabulatedActivation(Activation):
             ``f'``, vectorised likewise. None differentiates ``f`` numerically
             (central differences with steps of ``1e-5 max(1, |z|)``, one-sided
             next to a flat interval). A given derivative is checked against
-            that estimate.
+            that estimate; it may differ from it only at nodes next to a kink
+            of f, and must lie between f's one-sided slopes there.
         name : str, default=None
             Name for plots and ``repr``; None uses the function's name.
         complementary : {"auto", "distance", "variation"}, default="auto"
@@ -312,7 +319,7 @@ class TabulatedActivation(Activation):
             When f is not finite on the range, not vectorised, constant, when
             ``derivative`` disagrees with f, when ``"distance"`` is asked of
             an f without a flat region, or when the interpolation error
-            exceeds 1e-4 of f's scale (refine ``n_points`` or narrow
+            exceeds 1e-4 of f's range of values (refine ``n_points`` or narrow
             ``limits``).
 
         Notes
@@ -327,7 +334,9 @@ class TabulatedActivation(Activation):
         The Hermite interpolant's error on a smooth f is about
         ``h^4 max|f''''| / 384`` with ``h`` the cell width (1.9e-13 for
         the built-in sigmoid); a kink of f away from its flat set is
-        rounded over one cell.
+        rounded over one cell. ``complementary="variation"`` tables of an f
+        whose slope jumps are less accurate near the jump (see
+        ``tabulation_error``).
 
         Examples
         --------

@@ -213,7 +213,7 @@ def test_extrapolation_beyond_the_tabulated_range():
 def test_built_in_eq3_activations_stay_in_their_range_far_beyond_the_table(name, low, high):
     # The sigmoid's slope at -40 is 4e-18, not 0: continued along it, f fell below 0 at
     # -41 and reached -425 at -1e20. Where f has reached its asymptote it stays there.
-    far = np.array([-1e300, -1e20, -1e17, -1e3, -50.0, 50.0, 1e3, 1e17, 1e300])
+    far = np.array([-np.inf, -1e300, -1e20, -1e17, -1e3, -50.0, 50.0, 1e3, 1e17, 1e300, np.inf])
     values = activation_function(name, far)
     assert np.all((low <= values) & (values <= high))
     np.testing.assert_allclose(values, np.where(far < 0, low, high), atol=1e-17, rtol=0)
@@ -277,6 +277,56 @@ def test_derivative_can_be_given_and_is_checked():
     np.testing.assert_allclose(given.derivative([0.3, -1.2]), np.cos([0.3, -1.2]), atol=1e-12)
     with pytest.raises(ValueError, match="derivative given does not match"):
         TabulatedActivation.from_function(np.sin, np.sin, limits=(-3, 3))
+
+
+def test_derivative_wrong_on_a_short_stretch_is_refused():
+    # 50% too large on |z - 1| < 0.03: a dozen nodes, too few for the error in f to show.
+    def wrong(z):
+        return np.where(np.abs(z - 1.0) < 0.03, 1.5, 1.0) * expit(z) * (1 - expit(z))
+
+    with pytest.raises(ValueError, match="derivative given does not match f's slope"):
+        TabulatedActivation.from_function(expit, wrong, limits=(-40.0, 40.0))
+
+
+def test_derivative_is_excused_only_between_the_slopes_at_a_kink():
+    def leaky(z):
+        return np.maximum(z, 0.1 * z)
+
+    def leaky_slope(z):  # 0.1 at the kink z = 0, a node of the grid
+        return np.where(z > 0, 1.0, 0.1)
+
+    nodes = np.linspace(-1, 1, 4001)
+    assert nodes[2000] == 0
+    given = TabulatedActivation.from_function(leaky, leaky_slope, limits=(-1, 1), n_points=4001)
+    np.testing.assert_array_equal(given.table[:, 1], leaky_slope(nodes))
+    for at_kink in (7.0, -1.0):
+        with pytest.raises(ValueError, match="derivative given does not match f's slope at 1 "):
+            TabulatedActivation.from_function(
+                leaky, lambda z: np.where(z == 0, at_kink, leaky_slope(z)), limits=(-1, 1),
+                n_points=4001)
+    # Beside the kink, two nodes with a wrong derivative are not excused.
+    with pytest.raises(ValueError, match="derivative given does not match f's slope at 2 "):
+        TabulatedActivation.from_function(
+            leaky, lambda z: np.where((z > 0) & (z < 0.00125), 0.5, leaky_slope(z)),
+            limits=(-1, 1), n_points=4001)
+
+
+@pytest.mark.parametrize("offset", [0.0, 10.0, 1e4])
+def test_tabulation_error_is_relative_to_the_range_of_f_whatever_its_offset(offset):
+    def shifted(z):
+        return offset + np.tanh(z)
+
+    def slope(z):
+        return 1 - np.tanh(z) ** 2
+
+    # 65 nodes interpolate tanh to 7e-4 of its range (2): refused whatever the offset.
+    with pytest.raises(ValueError, match="interpolating f"):
+        TabulatedActivation.from_function(shifted, slope, limits=(-20, 20), n_points=65)
+    table = TabulatedActivation.from_function(shifted, slope, limits=(-20, 20), n_points=257)
+    nodes = np.linspace(-20, 20, 257)
+    midpoints = nodes[:-1] + (nodes[1] - nodes[0]) / 2
+    error = np.abs(table.function(midpoints) - offset - np.tanh(midpoints)).max() / 2
+    np.testing.assert_allclose(table.tabulation_error, error, rtol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -11,6 +11,7 @@ from sksatae._blas import WARM_UP_SHAPE, gemm_address, warm_up_work_buffer
 from sksatae._parts import run_in_parts
 from sksatae.activations import (
     ACTIVATIONS,
+    CLOSED_FORMS,
     TabulatedActivation,
     activation_derivative,
     activation_function,
@@ -349,3 +350,46 @@ def test_encode_and_energy_match_numpy(dtype, activation):
                     energy, _kernels.energy_workspace(*X.shape, len(encoder), dtype))
     residual = X64 - (expected_codes @ decoder.astype(np.float64) + decoder_bias)
     np.testing.assert_allclose(energy, 0.5 * (residual**2).sum(axis=1), rtol=tol * 10, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", CLOSED_FORMS)
+def test_closed_forms_pass_a_nan_pre_activation_on(dtype, activation):
+    # A float32 product overflowing to inf - inf gives NaN: a code of 0 would hide it
+    # from the checks on codes and loss.
+    z = np.array([np.nan, 2.0], dtype)
+    f, _, fc, _ = get_activation(activation, WIDTH)._respond(z)  # the kernels' own loop
+    assert np.isnan(f[0]) and np.isnan(fc[0])
+    np.testing.assert_allclose([f[1], fc[1]], [activation_function(activation, 2.0, WIDTH),
+                                               complementary_function(activation, 2.0, WIDTH)],
+                               rtol=1e-7)
+
+
+@pytest.mark.parametrize("activation, low, high", [("sigmoid", 0.0, 1.0), ("tanh", -1.0, 1.0),
+                                                   ("satlinear", 0.0, 1.0)])
+def test_pre_activations_overflowing_float32_give_the_limits(activation, low, high):
+    X = np.array([[3e38, 0.0], [-3e38, 0.0]], np.float32)
+    encoder = np.array([[2.0, 0.0]], np.float32)  # z = +-6e38: +-inf in float32
+    codes = np.empty((2, 1), np.float32)
+    _kernels.encode(gemm_address(np.float32), X, encoder, np.zeros(1, np.float32),
+                    spec(activation), codes)
+    np.testing.assert_allclose(codes[:, 0], [high, low], rtol=0, atol=1e-17)
+
+
+@pytest.mark.parametrize("kernel, batch_size", [("gemm", 2), ("single", 1)])
+@pytest.mark.parametrize("dtype, size", [(np.float32, 1e19), (np.float64, 1e160)])
+def test_decoder_rows_whose_squares_overflow_are_not_zeroed(kernel, batch_size, dtype, size):
+    # x = 0 and codes of 0: the step leaves the decoder as it is, and only the
+    # re-projection acts. A row whose norm overflows must keep its size, for the
+    # loss to show the blow-up; the others are brought to unit norm.
+    d = 5
+    X = np.zeros((2, d), dtype)
+    encoder = np.zeros((3, d), dtype)
+    decoder = np.array([[size, 2 * size, 0, -size, size], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]],
+                       dtype)
+    want = decoder.astype(np.float64)
+    want[1] /= np.sqrt(5)
+    params = [encoder, -np.ones(3, dtype), decoder, np.zeros(d, dtype)]
+    run_epoch(kernel, X, np.arange(2), np.zeros(d), params, spec("relu"), 0.0, 0.1, batch_size,
+              1, 0, False)
+    np.testing.assert_allclose(decoder, want, rtol=1e-6 if dtype == np.float32 else 1e-14)
