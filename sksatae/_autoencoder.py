@@ -801,9 +801,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         # A pass over the output costs 3-4% of transform at d=144; a test inside
         # the kernel's loop costs twice that (it slows the loop itself).
         if not _finite(out):
+            remedy = "pass float64 input or rescale" if out.dtype == np.float32 else "rescale"
             raise ValueError(
                 f"The {what} overflow {out.dtype} for this input (values of X far beyond those the "
-                "model was trained on); pass float64 input or rescale X as for training.")
+                f"model was trained on); {remedy} X as for training.")
         return out
 
     def transform(self, X):

@@ -327,11 +327,14 @@ def test_later_partial_fit_data_is_checked_against_the_first_centring():
 def test_inference_refuses_what_overflows_the_dtype():
     model = SaturatingAutoEncoder(3, max_iter=1, random_state=0).fit(SMALL_DATA.astype(np.float32))
     huge = (SMALL_DATA * 1e30).astype(np.float32)
-    with pytest.raises(ValueError, match="energies overflow float32"):
+    with pytest.raises(ValueError, match="energies overflow float32.*pass float64 input"):
         model.energy(huge)
     with pytest.raises(ValueError, match="energies overflow float32"):
         model.score_samples(huge)
     assert np.isfinite(model.energy(huge.astype(np.float64))).all()  # float64 copes
+    beyond_float64 = SaturatingAutoEncoder(3, max_iter=1, random_state=0).fit(SMALL_DATA)
+    with pytest.raises(ValueError, match=r"energies overflow float64 .*\); rescale X"):
+        beyond_float64.energy(SMALL_DATA * 1e155)
     model.encoder_weights_ = model.encoder_weights_ * 1e30
     with pytest.raises(ValueError, match="codes overflow float32"):
         model.transform((SMALL_DATA * 1e10).astype(np.float32))
