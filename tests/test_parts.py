@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from sksatae import SaturatingAutoEncoder, _kernels, _parts
+from sksatae import SaturatingAutoEncoder, _kernels, _parts, _threads
 from sksatae._parts import (CACHE_LINE, run_in_parts, sync_buffer, wait_for_parts,
                             yield_address)
 from sksatae._threads import PART_FLOPS, SINGLE_THREAD_FLOPS, ThreadChoice, share_threads
@@ -231,14 +231,16 @@ def test_partial_fit_in_parts_with_a_short_last_batch(wide_data, monkeypatch):
     np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-8, atol=1e-10)
 
 
-@pytest.mark.parametrize("threads, flops, expected", [
-    (1, 2**30, 1),  # one thread: one part
-    (2, 2**21, 2),
-    (4, 2**21, 2),  # each part at least PART_FLOPS
-    (4, 2**20 + 1, 1),
-    (8, 2**30, 8),
+@pytest.mark.parametrize("threads, flops, cores, expected", [
+    (1, 2**30, 64, 1),  # one thread: one part
+    (2, 2**21, 64, 2),
+    (4, 2**21, 64, 2),  # each part at least PART_FLOPS
+    (4, 2**20 + 1, 64, 1),
+    (8, 2**30, 64, 8),
+    (8, 2**30, 2, 2),  # no more parts than cores
 ])
-def test_parts_per_epoch(threads, flops, expected):
+def test_parts_per_epoch(threads, flops, cores, expected, monkeypatch):
+    monkeypatch.setattr(_threads, "_usable_cores", lambda: cores)
     choice = ThreadChoice("auto", flops // (8 * 8), 8, 8, {})
     assert choice.parts(threads) == expected
     assert PART_FLOPS <= SINGLE_THREAD_FLOPS
