@@ -189,8 +189,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         norm after every this many SGD updates, which removes the scale
         ambiguity between encoder and decoder under an L1-type penalty.
         ``"auto"`` re-projects untied weights every ``max(1, round(10 /
-        batch_size))`` updates, which is every 10 samples as in the paper (its
-        SGD updates were per sample; letting minibatches drift for 10 updates
+        batch_size))`` updates, about every 10 samples as in the paper (and
+        after every update from ``batch_size=15``; the paper's SGD updates
+        were per sample; letting minibatches drift for 10 updates
         between projections makes SGD unstable at large ``alpha``), and never
         re-projects tied ones: the paper re-projects its untied shrink and
         rectified-linear models and not its tied saturated-linear ones. Tied
