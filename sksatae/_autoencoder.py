@@ -51,9 +51,11 @@ _PAPER_SAMPLES_PER_PROJECTION = 10
 _MAX_SAMPLE_STEP = 0.5
 """Bound on ``step * ||x - mean||^2`` for any one sample's share of an "auto" step."""
 
-_SKIPPED_BY_WARNINGS = tuple(os.path.dirname(os.path.abspath(module.__file__)) + os.sep
-                             for module in (sys.modules[__package__], sklearn))
-"""Frames in this package and in scikit-learn's (whose wrappers, such as
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_SKIPPED_BY_WARNINGS = (
+    os.path.join(_PACKAGE_DIR, "_autoencoder.py"), os.path.join(_PACKAGE_DIR, "_outlier.py"),
+    os.path.dirname(os.path.abspath(sklearn.__file__)) + os.sep)
+"""The estimators' modules and scikit-learn's package (whose wrappers, such as
 ``_fit_context`` and ``set_output``'s, stand between a fit and its caller)."""
 
 _ENCODER_WEIGHTS = ("encoder_weights_", "intercept_hidden_")
@@ -929,8 +931,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
 def _caller_level():
     """``stacklevel`` for a warning raised in the caller of this function that
-    names the first frame outside this package and scikit-learn: the user's
-    code, however many wrappers stand between it and the fit."""
+    names the first frame outside the estimators' modules and scikit-learn:
+    the code that called the fit, however many wrappers stand between."""
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_code.co_filename.startswith(_SKIPPED_BY_WARNINGS):
         frame, level = frame.f_back, level + 1
