@@ -23,28 +23,31 @@ Usage::
     python benchmarks/bench_anomaly.py --quick    # a minute or two
 """
 
-import argparse
-import datetime
-import itertools
-import platform
-import sys
-import time
-import warnings
+import _common
 
-import numpy as np
-import sklearn
-from sklearn.datasets import load_breast_cancer, load_digits
-from sklearn.decomposition import PCA
-from sklearn.ensemble import IsolationForest
-from sklearn.metrics import roc_auc_score
-from sklearn.neighbors import LocalOutlierFactor
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import OneClassSVM
-from threadpoolctl import threadpool_limits
+_common.scrub_blas_environment()
 
-import sksatae
-from _common import cpu_model
-from sksatae import DivergenceError, SaturatingAutoEncoder
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import itertools  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import sklearn  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_digits  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.ensemble import IsolationForest  # noqa: E402
+from sklearn.metrics import roc_auc_score  # noqa: E402
+from sklearn.neighbors import LocalOutlierFactor  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from sklearn.svm import OneClassSVM  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import sksatae  # noqa: E402
+from sksatae import DivergenceError, SaturatingAutoEncoder  # noqa: E402
 
 ACTIVATIONS = ("shrink", "relu", "satlinear")
 CONTAMINATION = 0.1
@@ -288,7 +291,7 @@ def seeds_table(results, chosen):
 
 
 def environment():
-    cpu = cpu_model()
+    cpu = _common.cpu_model()
     versions = [f"sksatae {sksatae.__version__}", f"scikit-learn {sklearn.__version__}",
                 f"numpy {np.__version__}", f"Python {platform.python_version()}"]
     try:

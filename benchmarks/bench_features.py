@@ -25,29 +25,32 @@ Usage::
     python benchmarks/bench_features.py --quick    # a few minutes
 """
 
-import argparse
-import datetime
-import platform
-import sys
-import tempfile
-import time
-import warnings
+import _common
 
-import numpy as np
-import sklearn
-from sklearn.datasets import load_digits
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score
-from sklearn.model_selection import GridSearchCV, train_test_split
-from sklearn.neural_network import BernoulliRBM
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler, minmax_scale
-from threadpoolctl import threadpool_limits
+_common.scrub_blas_environment()
 
-import sksatae
-from _common import cpu_model
-from sksatae import SaturatingAutoEncoder
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+import sklearn  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.metrics import accuracy_score  # noqa: E402
+from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
+from sklearn.neural_network import BernoulliRBM  # noqa: E402
+from sklearn.pipeline import Pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler, minmax_scale  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+import sksatae  # noqa: E402
+from sksatae import SaturatingAutoEncoder  # noqa: E402
 
 N_COMPONENTS = 100
 SEED = 0
@@ -123,7 +126,7 @@ def progress_scorer(name, keys):
 
 
 def environment():
-    cpu = cpu_model()
+    cpu = _common.cpu_model()
     return (f"{datetime.date.today().isoformat()}, {cpu}, sksatae {sksatae.__version__}, "
             f"scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
             f"Python {platform.python_version()}")

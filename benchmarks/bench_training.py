@@ -31,13 +31,19 @@ floor is that projection, which the floor leaves out; without the shuffle
 gather of rows in a random order, where the floor reads consecutive ones.
 MLPRegressor fits ``X`` to ``X`` with
 one ReLU hidden layer of the same size, plain SGD (no momentum): the closest
-scikit-learn model. Methods are measured in turn inside each repeat (ours,
-floor, torch, ..., ours, floor, torch, ...), so load on the machine hits them
-alike. Ratios come two ways: of the best times over the repeats, and as the
-median over the repeats of each repeat's ratio of two methods timed back to
-back ("paired"), which one repeat spared by the load for one method alone
-does not move. The targets are judged both ways, beside how much the floor's
-own repeats spread.
+scikit-learn model. Before the timed repeats, every method runs once untimed
+under each thread limit of the run, so that what it pays only on its first
+run under a limit (loading a kernel, starting worker threads, warming each
+thread's BLAS buffers) is not timed. Methods are measured in turn inside each
+repeat (ours, floor, required, ..., PyTorch, ..., ours, floor, ...), so load
+on the machine hits them alike. Ratios come two ways: of the best times over
+the repeats, and as the median over the repeats of each repeat's ratio of two
+methods timed in the same repeat ("paired"), which one repeat spared by the
+load for one method alone does not move. Ours, the floor and "required" run
+back to back, in that order; PyTorch and MLPRegressor run after the others
+(five to seven runs after ours with the default methods), so a change in the
+load between the two can still move their paired ratios. The targets are
+judged both ways, beside how much the floor's own repeats spread.
 
 ``--blas mkl`` points ours and the floor at MKL's ``?gemm`` (the ``mkl``
 package) instead of SciPy's, so that ours and PyTorch run on one library:
@@ -453,6 +459,18 @@ def bench_configuration(n_features, n_components, batch_size, dtype, threads, ar
             if variant in methods:
                 sizes[variant] = sizes["ours"]
 
+    # Untimed: a method's first run under a new limit pays one-off costs (ours'
+    # epochs in parts load another kernel and start workers; new threads warm
+    # their BLAS buffers) that must not land in its first timed run.
+    for n_threads in threads:
+        with threadpool_limits(limits=n_threads, user_api="blas"):
+            set_torch_threads(n_threads)
+            for name, method in methods.items():
+                method.prepare(sizes[name])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    method.run()
+
     times = {t: {name: [] for name in methods} for t in threads}
     for _ in range(args.repeats):
         for n_threads in threads:
@@ -510,9 +528,10 @@ def paired_ratio(row, name, reference):
     """The median over the repeats of ``name``'s time over ``reference``'s in the
     same repeat, or None if either is missing.
 
-    Within a repeat the methods run back to back, so each pair meets about the
-    same load; one repeat that the load spared one method alone moves a ratio
-    of best times, not this median."""
+    Within a repeat the methods run one after the other (ours, floor and
+    required back to back, the others a few runs later), so each pair meets
+    about the same load; one repeat that the load spared one method alone
+    moves a ratio of best times, not this median."""
     if name not in row or reference not in row:
         return None
     column = clock_column(row["clock"])
@@ -637,8 +656,8 @@ def main(argv=None):
     pairs = [("ours", "floor"), ("required", "floor"), ("ours", "required"), ("torch", "ours"),
              ("torch", "floor"), ("torch", "required"), ("torch_manual", "ours"), ("mlp", "ours")]
     print("\n## Time ratios: medians of the repeats' paired ratios\n")
-    print("Each repeat's ratio of two methods timed back to back, the median over the repeats; "
-          "\"floor spread\" is the floor's slowest repeat over its fastest.\n")
+    print("Each repeat's ratio of two methods timed in that repeat, the median over the "
+          "repeats; \"floor spread\" is the floor's slowest repeat over its fastest.\n")
     print(_common.markdown_table(
         ["d", "h", "batch", "dtype", "threads", "floor spread",
          *(f"{LABELS[name]}/{LABELS[reference]}" for name, reference in pairs)],
@@ -655,18 +674,19 @@ def main(argv=None):
 
     thread_rows = []
     if 1 in args.threads and len(args.threads) > 1:
-        by_key = {(r["n_features"], r["batch_size"], r["dtype"], r["threads"]): r for r in results}
-        for (d, b, dt, t), row in by_key.items():
+        by_key = {(r["n_features"], r["n_components"], r["batch_size"], r["dtype"],
+                   r["threads"]): r for r in results}
+        for (d, h, b, dt, t), row in by_key.items():
             if t == 1:
                 continue
-            single = by_key[(d, b, dt, 1)]
+            single = by_key[(d, h, b, dt, 1)]
             # Wall against wall: both runs were interleaved in the same loop.
             ratio = summarise(row["raw"]["ours"], "wall")[0] / summarise(
                 single["raw"]["ours"], "wall")[0]
             floor_ratio = summarise(row["raw"]["floor"], "wall")[0] / summarise(
                 single["raw"]["floor"], "wall")[0]
             used = " or ".join(str(n) for n in row["ours_threads"]) or "no BLAS"
-            thread_rows.append([d, row["n_components"], b, dt, t, used, f"{ratio:.2f}",
+            thread_rows.append([d, h, b, dt, t, used, f"{ratio:.2f}",
                                 f"{floor_ratio:.2f}"])
         print("\n## More threads against one (wall-clock time ratio; < 1 means faster)\n")
         print(_common.markdown_table(
@@ -726,8 +746,8 @@ def check_targets(results, has_torch, thread_rows, ratio):
         lines.append(line)
 
     def key(row):
-        return (f"d={row['n_features']} batch={row['batch_size']} {row['dtype']} "
-                f"{row['threads']} thread(s)")
+        return (f"d={row['n_features']} h={row['n_components']} batch={row['batch_size']} "
+                f"{row['dtype']} {row['threads']} thread(s)")
 
     def fewer_threads(r):  # ours kept one thread where the floor's products could use more
         return r["threads"] > 1 and r["ours_threads"] == [1]
@@ -787,7 +807,8 @@ def check_targets(results, has_torch, thread_rows, ratio):
     def thread_ratios(more):
         # Column 5: the estimator's thread counts, "1" where it kept one thread
         # under the higher limit too, "no BLAS" at batch size 1.
-        return [(float(row[6]), f"d={row[0]} batch={row[2]} {row[3]} {row[4]} threads")
+        return [(float(row[6]),
+                 f"d={row[0]} h={row[1]} batch={row[2]} {row[3]} {row[4]} threads")
                 for row in thread_rows if (row[5] not in ("1", "no BLAS")) == more]
 
     if thread_rows is None:
