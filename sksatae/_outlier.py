@@ -22,10 +22,20 @@ same row scored at two places of a batch may differ in its last bits."""
 
 
 def _distinct(energies):
-    """The energies, sorted, with each value counted once."""
+    """The energies, sorted, with each value counted once: a value within the
+    tolerance of the last one kept is the same value (compared with the one
+    kept, not with its neighbour, so that values a few ulps apart in a long
+    run are not all merged into one)."""
     values = np.sort(energies.astype(np.float64))
-    tolerance = _TIE_ULPS * np.finfo(energies.dtype).eps * values[1:]
-    return values[np.concatenate([[True], np.diff(values) > tolerance])]
+    tolerance = _TIE_ULPS * np.finfo(energies.dtype).eps * values
+    close = np.diff(values) <= tolerance[1:]
+    keep = np.ones(len(values), dtype=bool)
+    anchor = 0.0
+    for i in np.flatnonzero(close) + 1:  # only where neighbours are that close
+        if keep[i - 1]:
+            anchor = values[i - 1]
+        keep[i] = values[i] - anchor > tolerance[i]
+    return values[keep]
 
 
 def _inherited_sections(docstring):

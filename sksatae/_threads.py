@@ -368,7 +368,10 @@ class ThreadChoice:
                     yield 1, granted
             else:
                 with self.limit(1):  # each part's products on its own thread
-                    yield granted, granted
+                    # Timed under the count asked for, unless epochs in other threads took
+                    # some of its parts: parts capped by cores or by size are that count's
+                    # epoch, and "timed" must see its candidate timed.
+                    yield granted, threads if granted == parts else granted
 
     def record(self, threads, seconds, n_samples):
         # Kept whatever the candidates: a call under another limit (one thread, say)

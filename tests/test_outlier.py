@@ -94,6 +94,17 @@ def test_auto_threshold_counts_repeated_rows_once(n_repeats):
     assert detector.threshold_ == pytest.approx(threshold, rel=1e-12)
 
 
+def test_distinct_energies_merge_only_values_within_a_few_ulps_of_the_one_kept():
+    from sksatae._outlier import _distinct
+
+    ulp_steps = np.float32(1.0) + np.arange(57) * np.finfo(np.float32).eps  # 1 ulp apart
+    kept = _distinct(ulp_steps.astype(np.float32))
+    assert 11 <= len(kept) <= 15  # one per 5 values, not one for the whole run
+    assert np.diff(kept).min() > 4 * np.finfo(np.float32).eps
+    assert len(_distinct(np.array([2.0, 2.0, 1.0, 2.0]))) == 2
+    assert len(_distinct(np.array([3.0]))) == 1
+
+
 @pytest.mark.parametrize("contamination", [0.01, 0.05, 0.1, 0.25, 0.5])
 @pytest.mark.parametrize("n_samples", [200, 333])
 def test_float_contamination_flags_that_fraction_of_training_samples(contamination, n_samples):

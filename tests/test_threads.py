@@ -74,6 +74,16 @@ def test_an_epoch_runs_in_no_more_parts_than_usable_cores(controller, monkeypatc
     assert choice.candidates == [8] and choice.parts(8) == 2
     with choice.epoch(8) as (n_parts, used):
         assert n_parts == 2
+    # "timed" records that epoch under the count it asked for: under "2", 8 stayed
+    # untimed, was chosen for every epoch, and one thread was never timed.
+    choice = ThreadChoice("timed", *LARGE, {"first_run": 1})
+    assert choice.candidates == [8, 1]
+    for expected in (8, 1):
+        threads = choice.next_epoch(100)
+        assert threads == expected
+        with choice.epoch(threads) as (n_parts, used):
+            choice.record(used, 0.1, 100)
+    assert {"8", "1"} <= set(choice.timings)
 
 
 @pytest.mark.parametrize("ratio, expected", [(0.5, 2), (0.99 * MULTITHREAD_GAIN, 2),
