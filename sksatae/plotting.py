@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
 
-from .activations import get_activation
+from .activations import Shrink, get_activation
 
 __all__ = ["plot_activation", "plot_energy_landscape", "plot_components", "plot_alpha_path"]
 
@@ -73,12 +73,17 @@ def _figure_size(content_width, content_height, margin_width=0.0, margin_height=
     )
 
 
+_COLORBARS = weakref.WeakSet()
+"""The colour bars this module made: only those are reused, never one of the caller's."""
+
+
 def _colorbar(fig, ax, image, label, **options):
     """A colour bar for ``image``; when ``ax`` already has one (the Axes is
     drawn into again) that one is updated rather than a second one added."""
-    existing = next((old.colorbar for old in ax.images[:-1] if old.colorbar is not None), None)
+    existing = next((old.colorbar for old in ax.images[:-1] if old.colorbar in _COLORBARS), None)
     if existing is None:
         colorbar = fig.colorbar(image, ax=ax, **options)
+        _COLORBARS.add(colorbar)
     else:
         colorbar, previous = existing, existing.mappable
         previous.callbacks.disconnect(previous.colorbar_cid)
@@ -169,8 +174,13 @@ def plot_activation(activation, shrink_width=0.1, ax=None, z_range=(-2, 2)):
         fig = ax_f.figure
     name, rule = activation.name, _complementary_rule(activation)
     # Activations drawn into these Axes before whose curves are still there.
-    shown = [(shown_name, relabel) for shown_name, relabel in _ACTIVATIONS_SHOWN.get(ax_f, [])
-             if relabel[0][0] in ax_f.lines]
+    shown = [entry for entry in _ACTIVATIONS_SHOWN.get(ax_f, []) if entry[1][0][0] in ax_f.lines]
+    key = (name, activation.width if isinstance(activation, Shrink) else None)
+    same = [shown_name for shown_name, _, shown_key in shown if shown_key == key]
+    if same:  # drawn again: the same labels, which the legends show once
+        name = same[0]
+    elif any(shown_key[0] == name for _, _, shown_key in shown):  # shrinks of other widths
+        name = f"{name} (width {activation.width:g})"
     named = {
         "f": f"f of {name}",
         "f_c": f"f_c of {name} ({rule})",
@@ -181,7 +191,7 @@ def plot_activation(activation, shrink_width=0.1, ax=None, z_range=(-2, 2)):
         labels = named
         colour = _OVERLAY_COLOURS[(len(shown) - 1) % len(_OVERLAY_COLOURS)]
         f_colour = penalty_colour = slope_colour = shade_colour = colour
-        for _, relabel in shown:
+        for _, relabel, _ in shown:
             for artist, label in relabel:
                 artist.set_label(label)
     else:
@@ -203,9 +213,9 @@ def plot_activation(activation, shrink_width=0.1, ax=None, z_range=(-2, 2)):
         axis.axhline(0, color="0.3", linewidth=0.6)
         axis.grid(True, alpha=0.3)
         axis.set_xlim(z_range)
-    shown.append((name, relabel))
+    shown.append((name, relabel, key))
     _ACTIVATIONS_SHOWN[ax_f] = shown
-    names = dict.fromkeys(shown_name for shown_name, _ in shown)
+    names = dict.fromkeys(shown_name for shown_name, _, _ in shown)
     ax_f.set_title(f"{', '.join(names)}: activation f")
     ax_f.set_ylabel("f(z)")
     if flat_spans or len(shown) > 1:
@@ -222,8 +232,9 @@ def plot_activation(activation, shrink_width=0.1, ax=None, z_range=(-2, 2)):
 _OVERLAY_COLOURS = tuple(f"C{number}" for number in (1, 2, 4, 5, 6, 7, 8, 9))
 
 # For each Axes of f that plot_activation drew into, one (name, [(artist, label
-# naming the activation)]) per activation: the first one's curves are labelled
-# without its name until a second one is drawn over it.
+# naming the activation)], (activation name, shrink width or None)) per
+# activation: the first one's curves are labelled without its name until a
+# second one is drawn over it.
 _ACTIVATIONS_SHOWN = weakref.WeakKeyDictionary()
 
 
@@ -617,9 +628,11 @@ def plot_alpha_path(estimator, index, image_shape, ax=None, channel_order="last"
         Layout of RGB values, as in :func:`plot_components`.
 
     n_cols : int, default=None
-        Tiles per row of the figure created when ``ax`` is None; None picks
-        the number that draws the tiles largest within the figure's
-        bounds, in as few rows as possible. Ignored when ``ax`` is given.
+        At most this many tiles per row of the figure created when ``ax`` is
+        None, in rows made as even as they can be (5 stages with
+        ``n_cols=4`` make rows of 3 and 2); None picks the number that draws
+        the tiles largest within the figure's bounds, in as few rows as
+        possible. Ignored when ``ax`` is given.
 
     Returns
     -------

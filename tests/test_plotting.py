@@ -817,3 +817,23 @@ def test_every_figure_renders_to_png(tmp_path, toy_model, toy_data, staged_model
         path = tmp_path / f"figure_{number}.png"
         fig.savefig(path, dpi=40)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_colour_bar_of_the_callers_is_never_taken_over():
+    fig, (left, right) = plt.subplots(1, 2)
+    image = left.imshow(np.arange(9.0).reshape(3, 3))
+    right.imshow(np.arange(9.0).reshape(3, 3))
+    callers = fig.colorbar(image, ax=[left, right], label="the caller's data")
+    plot_components(np.random.RandomState(0).standard_normal((6, 16)), (4, 4), ax=left)
+    assert callers.ax.get_ylabel() == "the caller's data" and image.colorbar is callers
+    assert callers.mappable is image
+    plt.close(fig)
+
+
+def test_two_activations_of_one_name_are_told_apart_in_the_legends():
+    fig = plot_activation("shrink", shrink_width=0.1)
+    ax_f, ax_c = fig.axes[:2]
+    plot_activation("shrink", shrink_width=0.5, ax=(ax_f, ax_c))
+    labels = [text.get_text() for text in ax_f.get_legend().get_texts()]
+    assert "f of shrink" in labels and "f of shrink (width 0.5)" in labels
+    plt.close(fig)
