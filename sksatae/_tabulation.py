@@ -208,7 +208,9 @@ def _one_sided_slope(function, z, side):
 def _check_derivative(name, function, given, estimated, nodes, flat):
     """Refuse a derivative that differs from f's estimated slope, except at a node
     beside a kink of f (a flat interval's edge, for one), where a central difference
-    averages the two sides: there it must lie between f's one-sided slopes."""
+    averages the two sides: there it must lie between f's one-sided slopes. At the
+    two ends of the limits, beyond which f is not evaluated, a kink cannot be told
+    from an error: the value given is taken, as the slope f continues with beyond."""
     away = ~_inside(nodes, flat)
     scale = max(np.abs(estimated[away]).max(initial=0.0), 1e-300)
     tolerance = 1e-4 * scale
@@ -217,6 +219,7 @@ def _check_derivative(name, function, given, estimated, nodes, flat):
     # f is not evaluated beyond the limits.
     inner = off[(nodes[off] - reach >= nodes[0]) & (nodes[off] + reach <= nodes[-1])]
     excused = np.zeros(len(nodes), dtype=bool)
+    excused[[0, -1]] = True
     if len(inner):
         left = _one_sided_slope(function, nodes[inner], -np.ones(len(inner)))
         right = _one_sided_slope(function, nodes[inner], np.ones(len(inner)))

@@ -294,7 +294,9 @@ class TabulatedActivation(Activation):
             (central differences with steps of ``1e-5 max(1, |z|)``, one-sided
             next to a flat interval). A given derivative is checked against
             that estimate; it may differ from it only at nodes next to a kink
-            of f, and must lie between f's one-sided slopes there.
+            of f, and must lie between f's one-sided slopes there, and at the
+            two ends of ``limits``, where its value is the slope f continues
+            with beyond them (``relu' = 0`` at 0 on ``limits=(0, 4)``).
         name : str, default=None
             Name for plots and ``repr``; None uses the function's name.
         complementary : {"auto", "distance", "variation"}, default="auto"

@@ -352,3 +352,17 @@ def test_tabulated_activation_holds_no_callable_and_pickles():
     restored = pickle.loads(pickle.dumps(activation))
     assert restored == activation and restored is not activation
     np.testing.assert_array_equal(restored.complementary(Z), activation.complementary(Z))
+
+
+@pytest.mark.parametrize("limits", [(0.0, 4.0), (-4.0, 0.0)])
+def test_a_derivative_at_a_kink_on_an_end_of_the_limits_is_taken_as_given(limits):
+    # relu' = 0 at 0: beyond the end f continues flat, as relu does; the check had
+    # refused it, the kink being outside the nodes it can test.
+    if limits[0] == 0.0:
+        function, derivative = (lambda z: np.maximum(z, 0.0)), (lambda z: (z > 0).astype(float))
+    else:
+        function, derivative = (lambda z: np.minimum(z, 0.0)), (lambda z: (z < 0).astype(float))
+    activation = TabulatedActivation.from_function(function, derivative=derivative,
+                                                   limits=limits, name="kink at an end")
+    beyond = np.array([limits[0] - 1.0, limits[1] + 1.0])
+    np.testing.assert_allclose(activation.function(beyond), function(beyond), atol=1e-12)
