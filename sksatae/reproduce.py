@@ -704,7 +704,9 @@ def _claims(fig2, fig3, shrink_stages, control_spreads, random_spread, satlinear
         "(shrink, natural patches).",
         {"mean_nonzero_fraction_by_alpha": mean_nonzero.round(4).tolist(),
          "largest_rise": float(steps.max()),
-         "final_over_first_regularised": _ratio(mean_nonzero[-1], mean_nonzero[1])},
+         # Every code zero from the first regularised stage on: fallen as far as it can.
+         "final_over_first_regularised": (0.0 if mean_nonzero[-1] == 0 < mean_nonzero[0] else
+                                          _ratio(mean_nonzero[-1], mean_nonzero[1]))},
         f"no rise larger than {t['sparsity_monotone_tolerance']} from one stage to the next, and "
         f"the last stage at most {t['sparsity_total_drop']} x the alpha=0 stage and at most "
         f"{t['sparsity_regularised_drop']} x the first regularised stage (the first step alone "

@@ -473,3 +473,21 @@ def test_claims_with_a_zero_denominator_do_not_hold():
     undefined = {c["id"] for c in claims if None in c["measured"].values()}
     assert undefined == {"1", "1b", "2", "4", "5", "5b", "6", "7", "8"}
     assert [c["id"] for c in claims if c["held"]] == ["3"]
+
+
+def test_sparsity_that_reaches_zero_codes_holds():
+    # Every code zero from the first regularised stage on: 0 / 0 is no undefined
+    # measurement there, the fall is complete.
+    shrink = [[{"alpha": alpha, "nonzero_fraction": fraction, "spread": 1.0, "penalty_sum": 1.0,
+                "l1_sum": 1.0} for alpha, fraction in ((0.0, 0.6), (0.1, 0.0), (0.2, 0.0))]]
+    sweep = {alpha: {0: {"low_energy_fraction": 0.5, "data_energy": 0.0}} for alpha in (0.0, 0.1)}
+    contraction = reproduce._contraction(sweep, (0.0, 0.1), (0,))
+    satlinear = [{"alpha": alpha, "data_relative_energy": 1.0, "off_data_relative_energy": 1.0,
+                  "ratio": 1.0, "saturated_code_fraction": 1.0} for alpha in (0.0, 0.1)]
+    bump = {"slope_at_top": 0.0, "largest_slope": 1.0, "penalty_at_top": 1.0,
+            "smallest_penalty_on_top": 1.0, "largest_penalty": 1.0, "smoothing": 1.0}
+    claims = reproduce._claims({"near_linear_start": contraction, "default_init": contraction},
+                               contraction, shrink, [2.0], 2.0, satlinear, satlinear, bump,
+                               contraction)
+    sparsity = next(c for c in claims if c["id"] == "4")
+    assert sparsity["measured"]["final_over_first_regularised"] == 0.0 and sparsity["held"]
