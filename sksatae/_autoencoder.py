@@ -852,7 +852,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         X_reconstructed : ndarray of shape (n_samples, n_features)
         """
         check_is_fitted(self)
-        H = check_array(X, dtype=[np.float64, np.float32])
+        H = check_array(X, dtype=[np.float64, np.float32], input_name="X")
         n_components = self.components_.shape[0]
         if H.shape[1] != n_components:
             raise ValueError(

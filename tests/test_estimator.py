@@ -292,6 +292,14 @@ def test_bad_input_gets_a_clear_error(bad, message):
         SaturatingAutoEncoder(n_components=2).fit(bad)
 
 
+@pytest.mark.parametrize("method", ["transform", "inverse_transform", "energy", "score_samples"])
+def test_every_inference_method_names_the_input_with_nan(method):
+    model = SaturatingAutoEncoder(n_components=4, max_iter=1, random_state=0).fit(
+        np.random.default_rng(0).standard_normal((20, 4)))
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        getattr(model, method)(np.array([[0.0, np.nan, 1.0, 2.0]]))
+
+
 SMALL_DATA = np.random.default_rng(0).standard_normal((20, 4))
 
 
