@@ -19,8 +19,8 @@ method, and minus the reconstruction error for PCA and PyOD's AutoEncoder.
 
 Usage::
 
-    python benchmarks/bench_anomaly.py            # full run (about 10 min)
-    python benchmarks/bench_anomaly.py --quick    # a minute or two
+    python benchmarks/bench_anomaly.py            # full run (2 to 4 minutes)
+    python benchmarks/bench_anomaly.py --quick    # seconds
 """
 
 import _common

@@ -21,8 +21,8 @@ SATAE follows the paper's alpha schedule (steps of 0.1 from 0) with its
 
 Usage::
 
-    python benchmarks/bench_features.py            # full run (about 15 min)
-    python benchmarks/bench_features.py --quick    # a few minutes
+    python benchmarks/bench_features.py            # full run (2 to 4 minutes)
+    python benchmarks/bench_features.py --quick    # seconds
 """
 
 import _common
