@@ -519,8 +519,9 @@ def load_cifar10(path, kind="train"):
             )
         raise FileNotFoundError(
             f"CIFAR-10 {kind} batches not found in {str(folder)!r}: missing "
-            f"{', '.join(repr(name) for name in missing)} (expected "
-            f"{', '.join(repr(name) for name in names)})." + hint
+            f"{', '.join(repr(name) for name in missing)}"
+            + ("." if len(missing) == len(names) else
+               f" (expected {', '.join(repr(name) for name in names)}).") + hint
         )
     batches = [_read_cifar_batch(folder / name) for name in names]
     X = np.concatenate([data for data, _ in batches]) / 255.0

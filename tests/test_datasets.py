@@ -419,13 +419,14 @@ def test_cifar_channel_major_layout(tmp_path):
 
 
 def test_cifar_missing_batches(tmp_path):
-    with pytest.raises(FileNotFoundError, match="data_batch_1.*data_batch_5"):
+    with pytest.raises(FileNotFoundError, match="data_batch_1.*data_batch_5") as caught:
         load_cifar10(tmp_path)
+    assert str(caught.value).count("data_batch_1") == 1  # all missing: listed once
     _write_cifar(tmp_path, kinds=("train",))
     with pytest.raises(FileNotFoundError, match="test_batch"):
         load_cifar10(tmp_path, kind="test")
     (tmp_path / "data_batch_4").unlink()
-    with pytest.raises(FileNotFoundError, match="missing 'data_batch_4'"):
+    with pytest.raises(FileNotFoundError, match=r"missing 'data_batch_4' \(expected 'data_batch_1'"):
         load_cifar10(tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_cifar10(tmp_path / "nowhere")
