@@ -5,6 +5,7 @@ from numbers import Real
 
 import numpy as np
 from sklearn.base import OutlierMixin
+from sklearn.model_selection import train_test_split
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -106,6 +107,16 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
           where ``E`` are the distinct training energies (repeated rows count
           once). See Notes for why.
 
+    validation_fraction : float in (0, 1) or None, default=None
+        The fraction of ``X`` that ``fit`` holds out of training (drawn with
+        ``random_state``) to set ``offset_`` from, by the ``contamination``
+        rule, instead of from the samples the model was trained on. A model
+        fitted closely to few samples gives them lower energies than new
+        samples of the same kind: trained on 91 images of one digit, the
+        ``"auto"`` threshold set from them flagged 4% of them and 91% of
+        other images of that digit. None sets it from all of ``X``, which
+        all train the model. ``partial_fit`` always uses its batch.
+
 {other_parameters}
     Attributes
     ----------
@@ -202,6 +213,7 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
     _parameter_constraints = {
         **SaturatingAutoEncoder._parameter_constraints,
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
     }
 
     def __init__(
@@ -209,6 +221,7 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
         n_components=100,
         *,
         contamination="auto",
+        validation_fraction=None,
         activation="shrink",
         shrink_width=0.1,
         alpha=0.1,
@@ -246,10 +259,12 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
             warm_start=warm_start,
         )
         self.contamination = contamination
+        self.validation_fraction = validation_fraction
 
     @restored_on_error
     def fit(self, X, y=None):
-        """Fit the auto-encoder to ``X`` and set the outlier threshold from it.
+        """Fit the auto-encoder to ``X`` and set the outlier threshold from it
+        (from the part held out of training, with ``validation_fraction``).
 
         Parameters
         ----------
@@ -263,8 +278,16 @@ class SATAEOutlierDetector(OutlierMixin, SaturatingAutoEncoder):
         self : object
             The fitted detector.
         """
-        super().fit(X)
-        self._set_threshold(X)
+        self._validate_params()  # before the split, which validation_fraction sizes
+        if self.validation_fraction is None:
+            super().fit(X)
+            self._set_threshold(X)
+            return self
+        train, held_out = train_test_split(X, test_size=self.validation_fraction,
+                                           random_state=self.random_state)
+        super().fit(train)
+        self._set_threshold(held_out)
+        self.decision_scores_ = self.energy(X)
         return self
 
     @restored_on_error

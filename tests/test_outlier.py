@@ -202,4 +202,41 @@ def test_detector_takes_every_parameter_of_the_auto_encoder():
 
     base = set(SaturatingAutoEncoder().get_params())
     detector = set(SATAEOutlierDetector().get_params())
-    assert detector == base | {"contamination"}
+    assert detector == base | {"contamination", "validation_fraction"}
+
+
+def test_validation_fraction_sets_the_threshold_from_samples_not_trained_on():
+    # 91 standardised images of one digit: the threshold set from the training energies
+    # flagged most new images of that digit, the model having fitted its own samples.
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    train, new = train_test_split(X[y == 3], test_size=0.5, random_state=0)
+    scaler = StandardScaler().fit(train)
+    train, new, others = (scaler.transform(part) for part in (train, new, X[y != 3][:300]))
+    flagged = {}
+    for fraction in (None, 0.3):
+        detector = SATAEOutlierDetector(random_state=0, validation_fraction=fraction).fit(train)
+        assert detector.decision_scores_.shape == (len(train),)
+        np.testing.assert_allclose(detector.decision_scores_, detector.energy(train))
+        flagged[fraction] = (detector.predict(new) == -1).mean()
+        assert (detector.predict(others) == -1).mean() >= 0.9
+    assert flagged[0.3] <= 0.3 and flagged[0.3] < flagged[None] / 2
+
+
+def test_validation_fraction_keeps_a_frames_feature_names():
+    import pandas as pd
+
+    X, _ = _plane_data(200, 0, seed=0)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    detector = SATAEOutlierDetector(validation_fraction=0.25, **FAST).fit(frame)
+    assert list(detector.feature_names_in_) == list(frame.columns)
+    assert detector.predict(frame).shape == (200,)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 1.5, -0.1])
+def test_invalid_validation_fraction_is_refused(fraction):
+    with pytest.raises(InvalidParameterError, match="validation_fraction"):
+        SATAEOutlierDetector(validation_fraction=fraction).fit(np.zeros((10, 2)))
