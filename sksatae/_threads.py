@@ -125,13 +125,11 @@ class SharedLimit:
                 self._unrestored = (limits, left)
 
     def _set(self, limits):
-        import threadpoolctl
-
         # From threadpoolctl 3.8, one Python thread at a time may set OpenBLAS's
         # process-wide limit: the first to set it, until its count of open limits
         # falls to zero. Counting each change as one lets the next epoch's thread set
         # it, unless this thread holds a threadpool_limits of its own.
-        ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
+        ownership = _thread_ownership()
         if ownership is not None:
             ownership.increment()
         try:
@@ -188,12 +186,17 @@ class SharedLimit:
             self._unrestored = (self._outer, self._current())
 
 
+def _thread_ownership():
+    """threadpoolctl's per-thread count of open limits (3.8 and later), or None."""
+    import threadpoolctl
+
+    return getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
+
+
 def _holds_user_limit():
     """Whether this thread is inside a ``threadpool_limits`` of its own, which
     from threadpoolctl 3.8 controls OpenBLAS's process-wide limit."""
-    import threadpoolctl
-
-    ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)
+    ownership = _thread_ownership()
     return ownership is not None and ownership.count > 0
 
 
