@@ -759,10 +759,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     # ------------------------------------------------------------ inference
 
     def _check_input(self, X):
-        """Validated ``X`` for inference and ``sum |X|``, which bounds its codes."""
+        """Validated ``X`` for inference. Not yet checked for NaN and inf: the
+        kernels return ``sum |X|`` for ``_checked_absolute_sum``."""
         check_is_fitted(self)
-        X = self._validated(X, reset=False)
-        return X, _finite_absolute_sum(X, type(self).__name__)
+        return self._validated(X, reset=False)
 
     def _validated(self, X, reset, continuing=False):
         """``X`` as an array of the working dtype: ``X``'s own when float32 or
@@ -822,14 +822,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         H : ndarray of shape (n_samples, n_components)
             Same dtype as ``X`` (float32 or float64).
         """
-        X, input_size = self._check_input(X)
+        X = self._check_input(X)
         (encoder, encoder_bias), weight_size = self._weights_as(X.dtype, _ENCODER_WEIGHTS)
         activation = self._activation()
         out = np.empty((X.shape[0], encoder.shape[0]), dtype=X.dtype)
         address = gemm_address(X.dtype)
         with limit_in_force():
             warm_up_work_buffer(address, X.dtype)
-            _kernels.encode(address, X, encoder, encoder_bias, activation.kernel_spec(), out)
+            input_size = _kernels.encode(address, X, encoder, encoder_bias,
+                                         activation.kernel_spec(), out)
+        input_size = _checked_absolute_sum(X, input_size, type(self).__name__)
         # |z| <= max|W^e| sum|X| + max|b^e| <= (sum|W^e| + sum|b^e|) max(sum|X|, 1), and the
         # closed forms give |f(z)| <= max(|z|, 1): when that bound is far below overflow, the
         # pass over the codes is not needed.
@@ -875,15 +877,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         -------
         energy : ndarray of shape (n_samples,)
         """
-        X, _ = self._check_input(X)
+        X = self._check_input(X)
         out = np.empty(X.shape[0], dtype=X.dtype)
         address = gemm_address(X.dtype)
         weights, _ = self._weights_as(X.dtype)
         workspace = _kernels.energy_workspace(*X.shape, len(weights[0]), X.dtype)
         with limit_in_force():
             warm_up_work_buffer(address, X.dtype)
-            _kernels.energy(address, X, *weights, self._activation().kernel_spec(), out,
-                            workspace)
+            input_size = _kernels.energy(address, X, *weights,
+                                         self._activation().kernel_spec(), out, workspace)
+        _checked_absolute_sum(X, input_size, type(self).__name__)
         return self._checked_output(out, "energies")
 
     def score_samples(self, X):
@@ -1002,8 +1005,14 @@ def _finite_mean(X, estimator_name):
 
 def _finite_absolute_sum(X, estimator_name):
     """``sum |X|``, after checking that ``X`` holds no NaN or inf (one pass)."""
-    total = _kernels.absolute_sum(X)
-    if not np.isfinite(total):  # NaN or inf in X, or a sum beyond X's dtype
+    return _checked_absolute_sum(X, _kernels.absolute_sum(X), estimator_name)
+
+
+def _checked_absolute_sum(X, total, estimator_name):
+    """``total``, the sum of ``|X|`` in ``X``'s dtype, after checking that ``X``
+    holds no NaN or inf: either makes ``total`` not finite (as does a sum
+    beyond the dtype's range, which ``assert_all_finite`` then lets through)."""
+    if not np.isfinite(total):
         assert_all_finite(X, estimator_name=estimator_name, input_name="X")
     return total
 

@@ -84,6 +84,8 @@ def test_compiled_unit_response_matches_reference(activation):
     np.testing.assert_array_equal(compiled[:, 1], activation_derivative(activation, Z, WIDTH))
     np.testing.assert_array_equal(compiled[:, 2], complementary_function(activation, Z, WIDTH))
     np.testing.assert_array_equal(compiled[:, 3], complementary_derivative(activation, Z, WIDTH))
+    values = np.array([_kernels.unit_value(spec, z) for z in Z])
+    np.testing.assert_array_equal(values, activation_function(activation, Z, WIDTH))
 
 
 def test_unknown_activation_is_refused():

@@ -353,6 +353,49 @@ def test_encode_and_energy_match_numpy(dtype, activation):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
+def test_encode_and_energy_return_the_sum_of_absolute_values_of_x(dtype, bad):
+    # Summed block by block inside the kernels; a NaN or inf in the last block,
+    # cut short, must still make the sum not finite.
+    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(
+        dtype, n=_kernels.ENCODE_ROWS + 300, seed=6)
+    if bad is not None:
+        X[-3, 2] = bad
+    code = spec("shrink")
+    codes = np.empty((len(X), encoder.shape[0]), dtype)
+    energy = np.empty(len(X), dtype)
+    encoded = _kernels.encode(gemm_address(dtype), X, encoder, encoder_bias, code, codes)
+    energies = _kernels.energy(gemm_address(dtype), X, encoder, encoder_bias, decoder,
+                               decoder_bias, code, energy,
+                               _kernels.energy_workspace(*X.shape, len(encoder), dtype))
+    expected = np.abs(X.astype(np.float64)).sum()
+    for total in (encoded, energies):
+        if bad is None:
+            np.testing.assert_allclose(total, expected, rtol=1e-5 if dtype == np.float32 else 1e-12)
+        else:
+            assert not np.isfinite(total)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", CLOSED_FORMS)
+def test_encode_gives_the_closed_forms_exactly_at_their_edges_and_beyond(dtype, activation):
+    # The compiled, vectorised loop, on each edge of the flat set, next to it, at
+    # the satlinear tent's peak, at +-inf and NaN (which must stay NaN).
+    edges = np.array([0.0, 0.5, 1.0, WIDTH, -WIDTH], dtype)
+    z = np.concatenate([edges, np.nextafter(edges, dtype(np.inf)),
+                        np.nextafter(edges, dtype(-np.inf)),
+                        np.array([np.inf, -np.inf, np.nan, 2.0, -2.0], dtype)])
+    X = np.zeros((len(z), 2), dtype)
+    X[:, 0] = z  # a second, zero column: z * 1 + 0 * 0, exact for +-inf and NaN too
+    codes = np.empty((len(z), 1), dtype)
+    _kernels.encode(gemm_address(dtype), X, np.array([[1.0, 0.0]], dtype), np.zeros(1, dtype),
+                    spec(activation), codes)
+    expected = get_activation(activation, WIDTH).function(z)
+    assert expected.dtype == dtype
+    np.testing.assert_array_equal(codes[:, 0], expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", CLOSED_FORMS)
 def test_closed_forms_pass_a_nan_pre_activation_on(dtype, activation):
     # A float32 product overflowing to inf - inf gives NaN: a code of 0 would hide it
