@@ -104,6 +104,37 @@ def measure(function):
     return time.perf_counter() - wall_start, time.process_time() - cpu_start
 
 
+_EVICTION_BUFFER = []
+
+
+def largest_cache_bytes(default=32 * 2**20):
+    """Size of the CPU's last-level cache, from sysfs where Linux gives it."""
+    sizes = []
+    root = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        for entry in os.listdir(root):
+            try:
+                with open(os.path.join(root, entry, "size")) as size:
+                    text = size.read().strip()
+            except OSError:
+                continue
+            units = {"K": 2**10, "M": 2**20, "G": 2**30}
+            sizes.append(int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text))
+    except (OSError, ValueError):
+        pass
+    return max(sizes, default=default)
+
+
+def evict_caches():
+    """Read a buffer of four times the last-level cache, so that what a method
+    reads next comes from memory, whichever method ran before it."""
+    import numpy as np
+
+    if not _EVICTION_BUFFER:
+        _EVICTION_BUFFER.append(np.ones(4 * largest_cache_bytes() // 8))
+    return float(_EVICTION_BUFFER[0].sum())
+
+
 def settle_other_threads(timeout=1.0, interval=0.02):
     """Wait, at most ``timeout`` seconds, until the process's other threads use no CPU.
 
