@@ -60,24 +60,12 @@ def unit_response(activation, z):
     """
     if len(activation) == 2:
         return _closed_form_response(activation[0], z, activation[1], 0.0, 1.0)
+    return _tabulated_unit_response(activation, z)
+
+
+def _tabulated_unit_response(activation, z):
     code, _, lower, step, smoothing, table, flat = activation
     return _tabulated_response(code, lower, step, smoothing, table, flat, np.float64(z))
-
-
-@overload(unit_response, inline="always", jit_options={"no_cfunc_wrapper": True})
-def _unit_response_for(activation, z):
-    if len(activation) == 2:
-        precision = _precision_of(z)
-
-        def closed_form(activation, z):
-            return _closed_form_response(activation[0], z, precision(activation[1]),
-                                         precision(0.0), precision(1.0))
-        return closed_form
-
-    def tabulated(activation, z):
-        code, _, lower, step, smoothing, table, flat = activation
-        return _tabulated_response(code, lower, step, smoothing, table, flat, np.float64(z))
-    return tabulated
 
 
 def unit_value(activation, z):
@@ -88,25 +76,25 @@ def unit_value(activation, z):
     return unit_response(activation, z)[0]
 
 
-@overload(unit_value, inline="always", jit_options={"no_cfunc_wrapper": True})
-def _unit_value_for(activation, z):
-    if len(activation) == 2:
-        precision = _precision_of(z)
-
-        def closed_form(activation, z):
-            return _closed_form_value(activation[0], z, precision(activation[1]),
-                                      precision(0.0), precision(1.0))
-        return closed_form
-
-    def tabulated(activation, z):
-        return unit_response(activation, z)[0]
-    return tabulated
+def _tabulated_unit_value(activation, z):
+    return unit_response(activation, z)[0]
 
 
-def _precision_of(z):
-    """The numba type in which a closed form works on ``z``: z's own when it is
-    a float (float32 stays float32), float64 otherwise."""
-    return z if isinstance(z, types.Float) else types.float64
+def _specialised(closed_form, tabulated):
+    """The body of the overload that compiled callers of a unit function get:
+    for the closed forms' tuple, ``closed_form(code, z, width, zero, one)``
+    with the width and the constants in z's precision (float32 stays
+    float32); for a table's, ``tabulated``."""
+    def choose(activation, z):
+        if len(activation) != 2:
+            return tabulated
+        precision = z if isinstance(z, types.Float) else types.float64
+
+        def closed(activation, z):
+            return closed_form(activation[0], z, precision(activation[1]), precision(0.0),
+                               precision(1.0))
+        return closed
+    return choose
 
 
 @jit
@@ -147,6 +135,12 @@ def _closed_form_value(code, z, width, zero, one):
         return zero if off else z
     top = z >= one
     return zero if off else (one if top else z)
+
+
+_UNIT_OPTIONS = dict(inline="always", jit_options={"no_cfunc_wrapper": True})
+overload(unit_response, **_UNIT_OPTIONS)(_specialised(_closed_form_response,
+                                                     _tabulated_unit_response))
+overload(unit_value, **_UNIT_OPTIONS)(_specialised(_closed_form_value, _tabulated_unit_value))
 
 
 @subroutine
