@@ -800,6 +800,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             size = np.inf  # each value is finite, but not their sum in this dtype
         return weights, size
 
+    def _weights_for(self, X, names=_ENCODER_WEIGHTS + _DECODER_WEIGHTS):
+        """``_weights_as(X.dtype, names)``, for inference on ``X``, whose NaN and
+        inf the kernels find later: where the weights do not fit ``X``'s dtype,
+        a NaN or inf in ``X`` is named first, as the input's own problem."""
+        try:
+            return self._weights_as(X.dtype, names)
+        except ValueError:
+            _finite_absolute_sum(X, type(self).__name__)
+            raise
+
     def _checked_output(self, out, what):
         # A pass over the output costs 3-4% of transform at d=144; a test inside
         # the kernel's loop costs twice that (it slows the loop itself).
@@ -823,7 +833,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             Same dtype as ``X`` (float32 or float64).
         """
         X = self._check_input(X)
-        (encoder, encoder_bias), weight_size = self._weights_as(X.dtype, _ENCODER_WEIGHTS)
+        (encoder, encoder_bias), weight_size = self._weights_for(X, _ENCODER_WEIGHTS)
         activation = self._activation()
         out = np.empty((X.shape[0], encoder.shape[0]), dtype=X.dtype)
         address = gemm_address(X.dtype)
@@ -880,7 +890,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         X = self._check_input(X)
         out = np.empty(X.shape[0], dtype=X.dtype)
         address = gemm_address(X.dtype)
-        weights, _ = self._weights_as(X.dtype)
+        weights, _ = self._weights_for(X)
         workspace = _kernels.energy_workspace(*X.shape, len(weights[0]), X.dtype)
         with limit_in_force():
             warm_up_work_buffer(address, X.dtype)

@@ -368,6 +368,13 @@ def test_inference_refuses_what_overflows_the_dtype():
     big.intercept_hidden_ = big.intercept_hidden_ - 1e40
     with pytest.raises(ValueError, match="reach 1e\\+40, beyond float32's range"):
         big.transform(small)
+    # A NaN in X is the input's own problem, named before the weights' (float64 input
+    # would not help).
+    with_nan = small.copy()
+    with_nan[-1, 0] = np.nan
+    for method in ("transform", "energy", "score_samples"):
+        with pytest.raises(ValueError, match="Input X contains NaN"):
+            getattr(big, method)(with_nan)
 
 
 def test_frame_without_columns_names_the_problem():

@@ -2,6 +2,7 @@
 
 import threading
 
+import numba
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
@@ -352,6 +353,14 @@ def test_encode_and_energy_match_numpy(dtype, activation):
     np.testing.assert_allclose(energy, 0.5 * (residual**2).sum(axis=1), rtol=tol * 10, atol=tol)
 
 
+@numba.njit
+def compiled_residual(reconstruction, decoder_bias, rows, first_row, end_row, first, end,
+                      penalty, entry, end_entry, square_sum, residual_sum):
+    # _residual is a subroutine: called from Python it would run uncompiled.
+    return _kernels._residual(reconstruction, decoder_bias, rows, first_row, end_row, first,
+                              end, penalty, entry, end_entry, square_sum, residual_sum)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("first_row, end_row", [(0, 9), (1, 8), (2, 5), (3, 3), (0, 4)])
 def test_residual_over_a_block_of_rows_matches_numpy(dtype, first_row, end_row):
@@ -366,9 +375,9 @@ def test_residual_over_a_block_of_rows_matches_numpy(dtype, first_row, end_row):
     first, end = 1, 6
     square_sum, residual_sum = np.full(7, 99.0), np.full(7, 99.0, dtype)
     before = reconstruction.copy()
-    total, penalty_sum = _kernels._residual(reconstruction, decoder_bias, rows, first_row,
-                                            end_row, first, end, penalty, 4, 20, square_sum,
-                                            residual_sum)
+    total, penalty_sum = compiled_residual(reconstruction, decoder_bias, rows, first_row,
+                                           end_row, first, end, penalty, 4, 20, square_sum,
+                                           residual_sum)
     block = (slice(first_row, end_row), slice(first, end))
     expected = (before.astype(np.float64) + decoder_bias - rows)[block]
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
