@@ -73,7 +73,7 @@ def unit_value(activation, z):
     loops the compiler vectorises for the closed forms."""
     if len(activation) == 2:
         return _closed_form_value(activation[0], z, activation[1], 0.0, 1.0)
-    return unit_response(activation, z)[0]
+    return _tabulated_unit_value(activation, z)
 
 
 def _tabulated_unit_value(activation, z):
