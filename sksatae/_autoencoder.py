@@ -19,7 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _kernels
 from ._blas import gemm_address, warm_up_work_buffer
-from ._parts import run_in_parts
+from ._parts import aligned_copy, run_in_parts
 from ._threads import ThreadChoice, limit_in_force
 from ._progress import TrainingProgress
 from .activations import (ACTIVATIONS, Activation, RectifiedLinear, SaturatedLinear, Shrink,
@@ -521,10 +521,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         decoder = rng.standard_normal((self.n_components, n_features))
         decoder /= np.linalg.norm(decoder, axis=1, keepdims=True)
         if tied:
-            encoder = decoder = (self.init_scale * decoder).astype(dtype)
+            encoder = decoder = aligned_copy(self.init_scale * decoder, dtype)
         else:
-            encoder = (self.init_scale * decoder).astype(dtype)
-            decoder = decoder.astype(dtype)
+            encoder = aligned_copy(self.init_scale * decoder, dtype)
+            decoder = aligned_copy(decoder, dtype)
         return [
             encoder,
             np.zeros(self.n_components, dtype),
@@ -534,8 +534,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     def _fitted_parameters_centred(self, shift, dtype, tied):
         """Copies of the fitted parameters, re-expressed for data ``x - shift``."""
-        decoder = self.components_.astype(dtype, copy=True)
-        encoder = decoder if tied else self.encoder_weights_.astype(dtype, copy=True)
+        decoder = aligned_copy(self.components_, dtype)
+        encoder = decoder if tied else aligned_copy(self.encoder_weights_, dtype)
         encoder_bias = self.intercept_hidden_ + _matvec(self.encoder_weights_, shift)
         decoder_bias = self.intercept_visible_ - shift
         return [encoder, encoder_bias.astype(dtype), decoder, decoder_bias.astype(dtype)]
@@ -1089,5 +1089,5 @@ def _continued_rng(random_state, salt):
 
 
 def _copy(params, tied):
-    encoder, encoder_bias, decoder, decoder_bias = (p.copy() for p in params)
+    encoder, encoder_bias, decoder, decoder_bias = (aligned_copy(p) for p in params)
     return [decoder if tied else encoder, encoder_bias, decoder, decoder_bias]

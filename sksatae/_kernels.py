@@ -596,9 +596,12 @@ def sgd_epoch(
 
 def single_sample_workspace(n_features, n_components, dtype):
     """The buffers ``sgd_epoch_single_sample`` works in (see ``epoch_workspace``)."""
-    return (np.empty((3, n_features), dtype),  # the sample, the one before, the residual
-            np.empty((4, n_components), dtype),  # f(z), f'(z), alpha f_c'(z), pending update
-            np.empty(n_features, np.float64))  # per-feature sums of the data's squares
+    # Each row starts at a cache line, as the weights' rows do (``_parts.aligned_copy``).
+    # Rows: the sample, the one before, the residual; f(z), f'(z), alpha f_c'(z), the
+    # pending update; per-feature sums of the data's squares.
+    return (aligned_empty((3, n_features), dtype, per_part=True),
+            aligned_empty((4, n_components), dtype, per_part=True),
+            aligned_empty((n_features,), np.float64))
 
 
 @jit(fastmath={"reassoc", "contract"})

