@@ -80,6 +80,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 from sksatae import SaturatingAutoEncoder  # noqa: E402
 from sksatae._blas import gemm_address, warm_up_work_buffer  # noqa: E402
+from sksatae._parts import aligned_copy  # noqa: E402
 from sksatae._threads import ThreadChoice  # noqa: E402
 
 SHAPES = [(144, 100), (784, 300), (3072, 300)]
@@ -146,8 +147,9 @@ class GemmFloor:
         # A tiny nonzero step keeps the weights at their initial scale (no
         # growth, no denormals), while BLAS still does the full update.
         self.step = 1e-7
-        self.encoder = (0.1 * rng.standard_normal((n_components, n_features))).astype(dtype)
-        self.decoder = self.encoder.copy()
+        # Cache-line aligned, as the estimator's working copies are.
+        self.encoder = aligned_copy(0.1 * rng.standard_normal((n_components, n_features)), dtype)
+        self.decoder = aligned_copy(self.encoder)
         # For the same from Python (GemmFloorPython): per-unit buffers flat,
         # used units by samples.
         self.buffers = [np.empty(batch_size * n_components, dtype),
