@@ -1089,5 +1089,7 @@ def _continued_rng(random_state, salt):
 
 
 def _copy(params, tied):
-    encoder, encoder_bias, decoder, decoder_bias = (aligned_copy(p) for p in params)
-    return [decoder if tied else encoder, encoder_bias, decoder, decoder_bias]
+    encoder, encoder_bias, decoder, decoder_bias = params
+    decoder = aligned_copy(decoder)  # tied: one array, copied once
+    return [decoder if tied else aligned_copy(encoder), aligned_copy(encoder_bias), decoder,
+            aligned_copy(decoder_bias)]
