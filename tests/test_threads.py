@@ -341,6 +341,8 @@ def test_the_smallest_limit_applies_to_every_library(monkeypatch):
 
 def test_a_limit_entered_before_the_import_holds_in_fit_and_inference():
     script = textwrap.dedent("""
+        import types
+
         import numpy as np
         from threadpoolctl import threadpool_info, threadpool_limits
 
@@ -355,8 +357,13 @@ def test_a_limit_entered_before_the_import_holds_in_fit_and_inference():
                     return function(*args, **kwargs)
                 return call
             _autoencoder.run_in_parts = recording(_autoencoder.run_in_parts)
-            _kernels.encode = recording(_kernels.encode)
-            _kernels.energy = recording(_kernels.energy)
+            # The estimator's calls recorded, not the module's functions replaced: energy's
+            # compiled code calls _kernels.encode, which must still be the compiled kernel
+            # when energy compiles (it did not when the cache held no energy).
+            recorded = types.SimpleNamespace(**vars(_kernels))
+            recorded.encode = recording(_kernels.encode)
+            recorded.energy = recording(_kernels.energy)
+            _autoencoder._kernels = recorded
             X = np.random.default_rng(0).standard_normal((512, 256))
             model = SaturatingAutoEncoder(n_components=128, batch_size=256, max_iter=2,
                                           random_state=0).fit(X)
