@@ -152,8 +152,9 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         of the per-sample loss. Capped at the number of samples. With
         ``batch_size=1`` (the paper's plain SGD) training makes no BLAS calls:
         a kernel of its own updates the weights row by row, in fewer passes
-        over them than the matrix products would make, and ``n_threads`` has
-        no effect.
+        over them than the matrix products would make, and with more than one
+        thread each thread updates its share of the units (see
+        ``n_threads``).
 
     learning_rate : "auto" or float, default="auto"
         Constant SGD step. ``"auto"`` is ``b * min(0.05 / mean_i ||x_i - m||^2,
@@ -227,7 +228,11 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         products reach 2**21 multiply-adds each (``batch_size * n_features *
         n_components``), and the current BLAS limit above: a rule on sizes
         only, so that a given ``random_state`` gives the same model bit for
-        bit on a given machine and limit, whatever the load.
+        bit on a given machine and limit, whatever the load. At
+        ``batch_size=1`` training makes no matrix products; there each part
+        updates the rows of at least 2**16 weights, and ``"auto"`` and
+        ``"timed"`` use one thread below 2**17 (``n_features *
+        n_components``).
         ``"timed"`` times an epoch with the current limit and one with a
         single thread (after a first epoch, not timed, that loads the compiled
         kernel), keeps the faster (more threads only if at least 10%
@@ -609,7 +614,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         def workspace(n_parts):
             if n_parts not in workspaces:
                 workspaces[n_parts] = (
-                    _kernels.single_sample_workspace(X.shape[1], len(params[0]), dtype)
+                    _kernels.single_sample_workspace(X.shape[1], len(params[0]), dtype,
+                                                     n_parts)
                     if single_sample else _kernels.epoch_workspace(
                         *X.shape, len(params[0]), batch_size, dtype, n_parts))
             return workspaces[n_parts]
@@ -632,17 +638,16 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                         common = (X, order, shift_x, encoder, encoder_bias, decoder,
                                   decoder_bias, kernel_activation, float(stage_alpha),
                                   float(learning_rate))
+                        settings = (normalize_every, update_count, baseline is None,
+                                    workspace(n_parts))
                         if single_sample:
-                            outcome = _kernels.sgd_epoch_single_sample(
-                                *common, normalize_every, update_count, baseline is None,
-                                workspace(1))
+                            parts = run_in_parts(_kernels.sgd_epoch_single_sample,
+                                                 (*common, *settings), n_parts)
                         else:
-                            arguments = (address, *common, normalize_every, update_count,
-                                         baseline is None, workspace(n_parts))
-                            parts = run_in_parts(_kernels.sgd_epoch, arguments, n_parts,
+                            parts = run_in_parts(_kernels.sgd_epoch, (address, *common, *settings),
+                                                 n_parts,
                                                  lambda: warm_up_work_buffer(address, dtype))
-                            outcome = (parts[0][0], sum(part[1] for part in parts),
-                                       *parts[0][2:])
+                        outcome = (parts[0][0], sum(part[1] for part in parts), *parts[0][2:])
                         loss_sum, square_sum, n_seen, update_count, finite = outcome
                         threads.record(used, time.perf_counter() - started, n_seen)
                     loss = loss_sum / n_seen

@@ -21,8 +21,11 @@ two rules:
 
 - ``"auto"`` (the default) depends on the problem's size only, so that the
   same data and ``random_state`` give the same model bit for bit on a given
-  machine: one thread below ``SINGLE_THREAD_FLOPS``, the limit in force above.
-- ``"timed"`` measures: above ``SMALL_PRODUCT_FLOPS`` it times an epoch with
+  machine: one thread below ``SINGLE_THREAD_FLOPS``, the limit in force above
+  (at ``batch_size=1``, whose kernel makes no products: below and above twice
+  ``SINGLE_SAMPLE_PART_WEIGHTS`` weights).
+- ``"timed"`` measures: above ``SMALL_PRODUCT_FLOPS`` (the same bound as
+  ``"auto"`` at ``batch_size=1``) it times an epoch with
   the thread limit in force and one with a single thread (after a first
   epoch that loads the compiled kernel), keeps the faster
   (more threads only if at least ``MULTITHREAD_GAIN`` times the time), and
@@ -73,6 +76,20 @@ PART_FLOPS = 2**20
 """Each part of an epoch run in parts makes products of at least this many
 multiply-adds (``batch_size * n_features * n_components`` divided by the
 number of parts)."""
+
+SINGLE_SAMPLE_PART_WEIGHTS = 2**16
+"""At ``batch_size=1`` (``_kernels.sgd_epoch_single_sample``, no BLAS), each
+part of an epoch run in parts updates the rows of at least this many
+weights (``n_features * n_components`` divided by the number of parts), and
+``"auto"`` and ``"timed"`` use one thread below twice as many. The parts meet
+once per sample, so what a second thread gains depends on how quickly the
+two cores reach each other, which changed from one hour to the next on the
+same virtual machine here (a barrier's round trip: 90 to 105 ns, then 160
+to 170 ns). Two parts took 0.76 to 0.84 of one thread's epoch from 8,192
+weights up, and 0.53 to 0.66 from 131,072, at the faster round trip; at the
+slower, 1.13 to 1.30 at 14,400 weights, 0.80 to 0.95 at 80,000, and 0.62 to
+0.75 at 235,200 (``benchmarks/bench_single_sample_threads.py``,
+``docs/performance.md``)."""
 
 REPROBE_EVERY = 16
 """Epochs after which the thread count not chosen is timed again."""
@@ -298,21 +315,25 @@ class ThreadChoice:
                  calls_blas=True):
         shared = _blas_limit()
         in_force = min(shared.outer_limits(), default=1)
-        flops = batch_size * n_features * n_components
+        if calls_blas:  # the work of a step: multiply-adds per product
+            work = batch_size * n_features * n_components
+            per_part, several, timed_from = PART_FLOPS, SINGLE_THREAD_FLOPS, SMALL_PRODUCT_FLOPS
+        else:  # the single-sample kernel: weights per step
+            work = n_features * n_components
+            per_part = SINGLE_SAMPLE_PART_WEIGHTS
+            several = timed_from = 2 * SINGLE_SAMPLE_PART_WEIGHTS
         self.timings = timings
         self._shared = shared
         self._in_force = in_force
-        self._flops = flops
+        self._work_parts = work // per_part  # the most parts the work allows
         self._calls_blas = calls_blas
         # Uncompiled (NUMBA_DISABLE_JIT), parts would only take turns at the GIL.
-        self._parts_allowed = calls_blas and not numba.config.DISABLE_JIT
-        if not calls_blas:  # the single-sample kernel: nothing to limit
-            self.candidates = [in_force]
-        elif n_threads == "auto":
-            self.candidates = [1 if flops < SINGLE_THREAD_FLOPS else in_force]
+        self._parts_allowed = not numba.config.DISABLE_JIT
+        if n_threads == "auto":
+            self.candidates = [1 if work < several else in_force]
         elif n_threads != "timed":
             self.candidates = [min(n_threads, in_force)]
-        elif in_force == 1 or flops < SMALL_PRODUCT_FLOPS:
+        elif in_force == 1 or work < timed_from:
             self.candidates = [1]
         else:
             self.candidates = [in_force, 1]
@@ -343,12 +364,13 @@ class ThreadChoice:
     def parts(self, threads):
         """In how many parts an epoch with ``threads`` threads runs (``_parts``):
         one per thread, unless each part would make products of fewer than
-        ``PART_FLOPS`` multiply-adds, and no more than the cores this process
-        may use: parts wait for each other at every step, and a part without a
-        core of its own holds up all the others."""
+        ``PART_FLOPS`` multiply-adds (at ``batch_size=1``, update fewer than
+        ``SINGLE_SAMPLE_PART_WEIGHTS`` weights), and no more than the cores
+        this process may use: parts wait for each other at every step, and a
+        part without a core of its own holds up all the others."""
         if threads == 1 or not self._parts_allowed:
             return 1
-        return max(1, min(threads, _usable_cores(), self._flops // PART_FLOPS))
+        return max(1, min(threads, _usable_cores(), self._work_parts))
 
     def limit(self, threads):
         """Context in which BLAS uses at most ``threads`` threads."""
@@ -361,9 +383,9 @@ class ThreadChoice:
         fewer than ``threads`` where epochs running in other threads hold some.
         """
         parts = self.parts(threads)
-        if not self._calls_blas:  # one thread, whatever the limit
-            with share_threads(1, self._in_force):
-                yield 1, threads
+        if not self._calls_blas:  # no BLAS threads to limit
+            with share_threads(parts, self._in_force) as granted:
+                yield granted, threads if granted == parts else granted
             return
         with share_threads(threads if parts == 1 else parts, self._in_force) as granted:
             if parts == 1:  # BLAS's own threads, if any

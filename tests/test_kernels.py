@@ -234,19 +234,22 @@ def reference_epoch(X, order, shift, params, activation, alpha, step, batch_size
 def run_epoch(kernel, X, order, shift, params, activation, alpha, step, batch_size,
               normalize_every, update_count, measure_squares):
     """``sgd_epoch`` ("gemm"), the same in parts ("parts<n>", one thread each)
-    or, at batch size 1, ``sgd_epoch_single_sample`` ("single")."""
+    or, at batch size 1, ``sgd_epoch_single_sample`` ("single", in parts
+    "single-parts<n>")."""
     common = (X, order, shift, *params, activation, alpha, step)
-    if kernel == "single":
+    n_parts = int(kernel.rpartition("parts")[2]) if "parts" in kernel else 1
+    if kernel.startswith("single"):
         assert batch_size == 1
-        workspace = _kernels.single_sample_workspace(X.shape[1], len(params[0]), X.dtype)
-        return _kernels.sgd_epoch_single_sample(*common, normalize_every, update_count,
-                                                measure_squares, workspace)
-    n_parts = int(kernel[len("parts"):]) if kernel.startswith("parts") else 1
-    workspace = _kernels.epoch_workspace(*X.shape, len(params[0]), batch_size, X.dtype,
-                                         n_parts)
-    arguments = (gemm_address(X.dtype), *common, normalize_every, update_count,
-                 measure_squares, workspace)
-    results = run_in_parts(_kernels.sgd_epoch, arguments, n_parts)
+        workspace = _kernels.single_sample_workspace(X.shape[1], len(params[0]), X.dtype,
+                                                     n_parts)
+        arguments = (*common, normalize_every, update_count, measure_squares, workspace)
+        results = run_in_parts(_kernels.sgd_epoch_single_sample, arguments, n_parts)
+    else:
+        workspace = _kernels.epoch_workspace(*X.shape, len(params[0]), batch_size, X.dtype,
+                                             n_parts)
+        arguments = (gemm_address(X.dtype), *common, normalize_every, update_count,
+                     measure_squares, workspace)
+        results = run_in_parts(_kernels.sgd_epoch, arguments, n_parts)
     for result in results[1:]:  # every part saw the same steps and losses
         assert result[0] == results[0][0] and result[2:] == results[0][2:]
     return (results[0][0], sum(result[1] for result in results), *results[0][2:])
@@ -254,9 +257,12 @@ def run_epoch(kernel, X, order, shift, params, activation, alpha, step, batch_si
 
 # Parts: 3 split a batch of 4 and 5 units unevenly; 7 leave parts without samples
 # or units; at batch size 1 one of two parts has no sample at every step; batches
-# of 9 rows of 7 features split the reconstruction's product by samples.
+# of 9 rows of 7 features split the reconstruction's product by samples. The
+# single-sample kernel in 2 parts splits 5 units unevenly, in 7 leaves parts
+# without units.
 KERNELS = [("gemm", 4), ("gemm", 1), ("single", 1), ("parts2", 4), ("parts3", 4),
-           ("parts7", 4), ("parts2", 1), ("parts3", 9)]
+           ("parts7", 4), ("parts2", 1), ("parts3", 9), ("single-parts2", 1),
+           ("single-parts7", 1)]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -264,7 +270,8 @@ KERNELS = [("gemm", 4), ("gemm", 1), ("single", 1), ("parts2", 4), ("parts3", 4)
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("kernel, batch_size", KERNELS,
                          ids=["batch4", "batch1", "single", "parts2", "parts3", "parts7",
-                              "parts2-batch1", "parts3-batch9"])
+                              "parts2-batch1", "parts3-batch9", "single-parts2",
+                              "single-parts7"])
 def test_epoch_matches_numpy_reference(dtype, activation, tied, kernel, batch_size):
     X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=23, d=7, h=5, seed=3)
     X.setflags(write=False)
@@ -290,7 +297,7 @@ def test_epoch_matches_numpy_reference(dtype, activation, tied, kernel, batch_si
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
-@pytest.mark.parametrize("kernel", ["gemm", "single", "parts2"])
+@pytest.mark.parametrize("kernel", ["gemm", "single", "parts2", "single-parts2"])
 def test_epoch_reports_divergence_instead_of_continuing(kernel):
     X, *params = make_problem(n=50)
     *_, n_seen, updates, finite = run_epoch(kernel, 1e3 * X, np.arange(50), np.zeros(6), params,
@@ -299,9 +306,10 @@ def test_epoch_reports_divergence_instead_of_continuing(kernel):
     assert n_seen < 50 and updates == n_seen - 1  # stopped at once, before the bad step
 
 
+@pytest.mark.parametrize("kernel", ["single", "single-parts2"])
 @pytest.mark.parametrize("activation", ["shrink", "relu", "satlinear"])
 @pytest.mark.parametrize("tied", [False, True])
-def test_single_sample_epoch_with_saturated_units_matches_reference(activation, tied):
+def test_single_sample_epoch_with_saturated_units_matches_reference(activation, tied, kernel):
     """Units held in a flat region all epoch: at z = 0 (no code, no slope: rows the
     single-sample kernel skips) and, for the saturated linear unit, at z = 3 (a code
     but no slope: a decoder update without the gradient's product)."""
@@ -323,7 +331,7 @@ def test_single_sample_epoch_with_saturated_units_matches_reference(activation, 
     assert not flat[:, 4:].all()
     if activation == "satlinear":
         assert (flat[:, [1, 3]] & (codes[:, [1, 3]] == 1)).all()
-    loss_sum, *_, updates, finite = run_epoch("single", X, order, shift, params,
+    loss_sum, *_, updates, finite = run_epoch(kernel, X, order, shift, params,
                                               spec(activation), 0.3, 0.01, 1, normalize_every,
                                               0, False)
     assert finite and updates == len(X)

@@ -10,7 +10,8 @@ from threadpoolctl import threadpool_limits
 from sksatae import SaturatingAutoEncoder, _kernels, _parts, _threads
 from sksatae._parts import (CACHE_LINE, run_in_parts, sync_buffer, wait_for_parts,
                             yield_address)
-from sksatae._threads import PART_FLOPS, SINGLE_THREAD_FLOPS, ThreadChoice, share_threads
+from sksatae._threads import (PART_FLOPS, SINGLE_SAMPLE_PART_WEIGHTS, SINGLE_THREAD_FLOPS,
+                              ThreadChoice, share_threads)
 
 
 @numba.njit(nogil=True)
@@ -186,9 +187,11 @@ def test_aligned_copy_starts_at_a_cache_line_and_keeps_the_values():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_single_sample_buffers_start_each_row_at_a_cache_line(dtype):
-    # 7 features and 5 units: rows of 28 to 56 bytes unless padded.
-    for buffer in _kernels.single_sample_workspace(7, 5, dtype):
+@pytest.mark.parametrize("n_parts", [1, 3])
+def test_single_sample_buffers_start_each_row_at_a_cache_line(dtype, n_parts):
+    # 7 features and 5 units: rows of 28 to 56 bytes unless padded. In parts, each
+    # part's rows (and its shares of the residual and penalty) on lines of their own.
+    for buffer in _kernels.single_sample_workspace(7, 5, dtype, n_parts):
         for row in buffer.reshape(-1, buffer.shape[-1]):
             assert row.ctypes.data % CACHE_LINE == 0
 
@@ -284,9 +287,43 @@ def test_parts_per_epoch(threads, flops, cores, expected, monkeypatch):
     assert PART_FLOPS <= SINGLE_THREAD_FLOPS
 
 
-def test_single_sample_epochs_run_in_one_part():
-    choice = ThreadChoice(4, 1, 2**15, 2**15, {}, calls_blas=False)
-    assert choice.parts(4) == 1
+@pytest.mark.parametrize("threads, shape, cores, expected", [
+    (4, (512, 512), 64, 4),
+    (4, (400, 400), 64, 2),  # each part at least SINGLE_SAMPLE_PART_WEIGHTS
+    (4, (256, 511), 64, 1),
+    (1, (2**15, 2**15), 64, 1),
+    (8, (2**15, 2**15), 2, 2),  # no more parts than cores
+])
+def test_single_sample_parts_per_epoch(threads, shape, cores, expected, monkeypatch):
+    monkeypatch.setattr(_threads, "_usable_cores", lambda: cores)
+    choice = ThreadChoice("auto", 1, *shape, {}, calls_blas=False)
+    assert choice.parts(threads) == expected
+    assert SINGLE_SAMPLE_PART_WEIGHTS == 2**16
+
+
+@pytest.mark.parametrize("activation", ["shrink", "satlinear"])  # untied, tied
+def test_batch_size_one_fit_in_parts_matches_the_fit_in_one_part(activation, monkeypatch):
+    # 512 features by 256 units: 2**17 weights, two parts of 2**16.
+    X = np.random.default_rng(1).standard_normal((200, 512))
+    used = _parts_used(monkeypatch)
+
+    def model():
+        return SaturatingAutoEncoder(256, activation=activation, batch_size=1, max_iter=2,
+                                     alpha=0.1, alpha_step=0.1, random_state=0)
+    with threadpool_limits(limits=1, user_api="blas"):
+        whole = model().fit(X)
+    assert set(used) == {1}
+    used.clear()
+    with threadpool_limits(limits=2, user_api="blas"):
+        split = model().fit(X)
+        again = model().fit(X)
+    assert set(used) == {2}
+    np.testing.assert_allclose(split.loss_curve_, whole.loss_curve_, rtol=1e-10)
+    for name in ("components_", "encoder_weights_", "intercept_hidden_", "intercept_visible_"):
+        np.testing.assert_allclose(getattr(split, name), getattr(whole, name), rtol=1e-8,
+                                   atol=1e-10)
+        np.testing.assert_array_equal(getattr(split, name), getattr(again, name))
+    assert not np.array_equal(split.components_, whole.components_)  # it did run in parts
 
 
 def test_overlapping_epochs_share_the_threads_available():

@@ -47,11 +47,14 @@ MEDIUM = (128, 144, 100)  # 1.8 million
     ("timed", 1, LARGE, True, [1]),
     ("timed", 2, (16, 144, 100), True, [1]),  # below SMALL_PRODUCT_FLOPS
     ("timed", 2, LARGE, True, [2, 1]),
-    # The single-sample kernel (batch_size=1) makes no BLAS calls: the limit in force is
-    # left as it is.
-    ("timed", 2, (1, 3072, 400), False, [2]),
+    # The single-sample kernel (batch_size=1) runs in parts from 2 * 2**16 weights.
+    ("timed", 2, (1, 3072, 400), False, [2, 1]),
     ("auto", 2, (1, 3072, 400), False, [2]),
-    (1, 2, (1, 3072, 400), False, [2]),
+    (1, 2, (1, 3072, 400), False, [1]),
+    ("auto", 2, (1, 512, 256), False, [2]),
+    ("auto", 2, (1, 511, 256), False, [1]),
+    ("timed", 2, (1, 511, 256), False, [1]),
+    ("auto", 2, (1, 144, 100), False, [1]),
     # One row through the minibatch kernel (a one-row partial_fit): products like any other.
     ("auto", 2, (1, 3072, 400), True, [1]),
 ])
