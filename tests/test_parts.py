@@ -301,15 +301,26 @@ def test_single_sample_parts_per_epoch(threads, shape, cores, expected, monkeypa
     assert SINGLE_SAMPLE_PART_WEIGHTS == 2**16
 
 
-@pytest.mark.parametrize("activation", ["shrink", "satlinear"])  # untied, tied
-def test_batch_size_one_fit_in_parts_matches_the_fit_in_one_part(activation, monkeypatch):
+def _single_sample_model(n_threads, **params):
     # 512 features by 256 units: 2**17 weights, two parts of 2**16.
-    X = np.random.default_rng(1).standard_normal((200, 512))
+    params = {"n_components": 256, "batch_size": 1, "max_iter": 2, "alpha": 0.1,
+              "alpha_step": 0.1, "random_state": 0, **params}
+    return SaturatingAutoEncoder(n_threads=n_threads, **params)
+
+
+@pytest.fixture(scope="module")
+def single_sample_data():
+    return np.random.default_rng(1).standard_normal((200, 512))
+
+
+@pytest.mark.parametrize("activation", ["shrink", "satlinear"])  # untied, tied
+def test_batch_size_one_fit_in_parts_matches_the_fit_in_one_part(activation, single_sample_data,
+                                                                 monkeypatch):
+    X = single_sample_data
     used = _parts_used(monkeypatch)
 
     def model():
-        return SaturatingAutoEncoder(256, activation=activation, batch_size=1, max_iter=2,
-                                     alpha=0.1, alpha_step=0.1, random_state=0)
+        return _single_sample_model("auto", activation=activation)
     with threadpool_limits(limits=1, user_api="blas"):
         whole = model().fit(X)
     assert set(used) == {1}
@@ -337,14 +348,18 @@ def test_overlapping_epochs_share_the_threads_available():
         assert alone == 2
 
 
-def test_fits_in_parts_in_several_threads_at_once(wide_data, monkeypatch):
+@pytest.mark.parametrize("single_sample", [False, True], ids=["minibatch", "batch1"])
+def test_fits_in_parts_in_several_threads_at_once(single_sample, wide_data, single_sample_data,
+                                                  monkeypatch):
+    make, data = ((_single_sample_model, single_sample_data) if single_sample
+                  else (_model, wide_data))
     used = _parts_used(monkeypatch)
     with threadpool_limits(limits=2, user_api="blas"):
-        alone = _model(2).fit(wide_data)
-        models = [_model(2) for _ in range(3)]
+        alone = make(2).fit(data)
+        models = [make(2) for _ in range(3)]
 
         def run():
-            threads = [threading.Thread(target=model.fit, args=(wide_data,)) for model in models]
+            threads = [threading.Thread(target=model.fit, args=(data,)) for model in models]
             for thread in threads:
                 thread.start()
             for thread in threads:
