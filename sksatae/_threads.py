@@ -91,6 +91,14 @@ slower, 1.13 to 1.30 at 14,400 weights, 0.80 to 0.95 at 80,000, and 0.62 to
 0.75 at 235,200 (``benchmarks/bench_single_sample_threads.py``,
 ``docs/performance.md``)."""
 
+SINGLE_SAMPLE_MAX_PARTS = 4
+"""At ``batch_size=1``, an epoch runs in at most this many parts. Every part
+reads every part's share of the residual at every sample (``parts *
+n_features`` values) against its ``3 * n_components * n_features / parts``
+weight updates, so the reads grow with the square of the parts: at 4 they
+stay below 6% of a part's work from 100 units up. Only two parts (two
+cores) were measured here."""
+
 REPROBE_EVERY = 16
 """Epochs after which the thread count not chosen is timed again."""
 
@@ -326,6 +334,8 @@ class ThreadChoice:
         self._shared = shared
         self._in_force = in_force
         self._work_parts = work // per_part  # the most parts the work allows
+        if not calls_blas:
+            self._work_parts = min(self._work_parts, SINGLE_SAMPLE_MAX_PARTS)
         self._calls_blas = calls_blas
         # Uncompiled (NUMBA_DISABLE_JIT), parts would only take turns at the GIL.
         self._parts_allowed = not numba.config.DISABLE_JIT
@@ -365,9 +375,10 @@ class ThreadChoice:
         """In how many parts an epoch with ``threads`` threads runs (``_parts``):
         one per thread, unless each part would make products of fewer than
         ``PART_FLOPS`` multiply-adds (at ``batch_size=1``, update fewer than
-        ``SINGLE_SAMPLE_PART_WEIGHTS`` weights), and no more than the cores
-        this process may use: parts wait for each other at every step, and a
-        part without a core of its own holds up all the others."""
+        ``SINGLE_SAMPLE_PART_WEIGHTS`` weights, in at most
+        ``SINGLE_SAMPLE_MAX_PARTS``), and no more than the cores this process
+        may use: parts wait for each other at every step, and a part without a
+        core of its own holds up all the others."""
         if threads == 1 or not self._parts_allowed:
             return 1
         return max(1, min(threads, _usable_cores(), self._work_parts))

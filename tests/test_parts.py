@@ -10,8 +10,8 @@ from threadpoolctl import threadpool_limits
 from sksatae import SaturatingAutoEncoder, _kernels, _parts, _threads
 from sksatae._parts import (CACHE_LINE, run_in_parts, sync_buffer, wait_for_parts,
                             yield_address)
-from sksatae._threads import (PART_FLOPS, SINGLE_SAMPLE_PART_WEIGHTS, SINGLE_THREAD_FLOPS,
-                              ThreadChoice, share_threads)
+from sksatae._threads import (PART_FLOPS, SINGLE_SAMPLE_MAX_PARTS, SINGLE_SAMPLE_PART_WEIGHTS,
+                              SINGLE_THREAD_FLOPS, ThreadChoice, share_threads)
 
 
 @numba.njit(nogil=True)
@@ -289,6 +289,7 @@ def test_parts_per_epoch(threads, flops, cores, expected, monkeypatch):
 
 @pytest.mark.parametrize("threads, shape, cores, expected", [
     (4, (512, 512), 64, 4),
+    (8, (1024, 1024), 64, 4),  # at most SINGLE_SAMPLE_MAX_PARTS
     (4, (400, 400), 64, 2),  # each part at least SINGLE_SAMPLE_PART_WEIGHTS
     (4, (256, 511), 64, 1),
     (1, (2**15, 2**15), 64, 1),
@@ -298,7 +299,7 @@ def test_single_sample_parts_per_epoch(threads, shape, cores, expected, monkeypa
     monkeypatch.setattr(_threads, "_usable_cores", lambda: cores)
     choice = ThreadChoice("auto", 1, *shape, {}, calls_blas=False)
     assert choice.parts(threads) == expected
-    assert SINGLE_SAMPLE_PART_WEIGHTS == 2**16
+    assert SINGLE_SAMPLE_PART_WEIGHTS == 2**16 and SINGLE_SAMPLE_MAX_PARTS == 4
 
 
 def _single_sample_model(n_threads, **params):
