@@ -304,9 +304,7 @@ def test_single_sample_parts_per_epoch(threads, shape, cores, expected, monkeypa
 
 def _single_sample_model(n_threads, **params):
     # 512 features by 256 units: 2**17 weights, two parts of 2**16.
-    params = {"n_components": 256, "batch_size": 1, "max_iter": 2, "alpha": 0.1,
-              "alpha_step": 0.1, "random_state": 0, **params}
-    return SaturatingAutoEncoder(n_threads=n_threads, **params)
+    return _model(n_threads, **{"n_components": 256, "batch_size": 1, "max_iter": 2, **params})
 
 
 @pytest.fixture(scope="module")
