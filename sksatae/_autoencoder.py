@@ -229,10 +229,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         n_components``), and the current BLAS limit above: a rule on sizes
         only, so that a given ``random_state`` gives the same model bit for
         bit on a given machine and limit, whatever the load. At
-        ``batch_size=1`` training makes no matrix products; there each part
-        updates the rows of at least 2**16 weights, and ``"auto"`` and
-        ``"timed"`` use one thread below 2**17 (``n_features *
-        n_components``).
+        ``batch_size=1`` training makes no matrix products; there ``"auto"``
+        uses one thread below 2**17 weights (``n_features * n_components``),
+        each part updating the rows of at least 2**16, and ``"timed"`` times
+        parts of at least 2**12 from 2**13 weights.
         ``"timed"`` times an epoch with the current limit and one with a
         single thread (after a first epoch, not timed, that loads the compiled
         kernel), keeps the faster (more threads only if at least 10%

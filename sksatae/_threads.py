@@ -24,8 +24,8 @@ two rules:
   machine: one thread below ``SINGLE_THREAD_FLOPS``, the limit in force above
   (at ``batch_size=1``, whose kernel makes no products: below and above twice
   ``SINGLE_SAMPLE_PART_WEIGHTS`` weights).
-- ``"timed"`` measures: above ``SMALL_PRODUCT_FLOPS`` (the same bound as
-  ``"auto"`` at ``batch_size=1``) it times an epoch with
+- ``"timed"`` measures: above ``SMALL_PRODUCT_FLOPS`` (at ``batch_size=1``,
+  ``SINGLE_SAMPLE_TIMED_WEIGHTS`` weights) it times an epoch with
   the thread limit in force and one with a single thread (after a first
   epoch that loads the compiled kernel), keeps the faster
   (more threads only if at least ``MULTITHREAD_GAIN`` times the time), and
@@ -81,7 +81,8 @@ SINGLE_SAMPLE_PART_WEIGHTS = 2**16
 """At ``batch_size=1`` (``_kernels.sgd_epoch_single_sample``, no BLAS), each
 part of an epoch run in parts updates the rows of at least this many
 weights (``n_features * n_components`` divided by the number of parts), and
-``"auto"`` and ``"timed"`` use one thread below twice as many. The parts meet
+``"auto"`` uses one thread below twice as many (``"timed"``:
+``SINGLE_SAMPLE_TIMED_WEIGHTS``). The parts meet
 once per sample, so what a second thread gains depends on how quickly the
 two cores reach each other, which changed from one hour to the next on the
 same virtual machine here (a barrier's round trip: 90 to 105 ns, then 160
@@ -90,6 +91,13 @@ weights up, and 0.53 to 0.66 from 131,072, at the faster round trip; at the
 slower, 1.13 to 1.30 at 14,400 weights, 0.80 to 0.95 at 80,000, and 0.62 to
 0.75 at 235,200 (``benchmarks/bench_single_sample_threads.py``,
 ``docs/performance.md``)."""
+
+SINGLE_SAMPLE_TIMED_WEIGHTS = 2**13
+"""At ``batch_size=1``, ``"timed"`` times the epoch in parts against one
+thread from this many weights, in parts of at least half as many: where the
+cores reach each other quickly, two parts took 0.76 to 0.84 of one thread's
+time from 8,192 weights (above), and where they do not, the timing keeps one
+thread."""
 
 SINGLE_SAMPLE_MAX_PARTS = 4
 """At ``batch_size=1``, an epoch runs in at most this many parts. Every part
@@ -328,8 +336,10 @@ class ThreadChoice:
             per_part, several, timed_from = PART_FLOPS, SINGLE_THREAD_FLOPS, SMALL_PRODUCT_FLOPS
         else:  # the single-sample kernel: weights per step
             work = n_features * n_components
-            per_part = SINGLE_SAMPLE_PART_WEIGHTS
-            several = timed_from = 2 * SINGLE_SAMPLE_PART_WEIGHTS
+            several, timed_from = 2 * SINGLE_SAMPLE_PART_WEIGHTS, SINGLE_SAMPLE_TIMED_WEIGHTS
+            # "timed" keeps the parts only where they were faster.
+            per_part = (SINGLE_SAMPLE_TIMED_WEIGHTS // 2 if n_threads == "timed"
+                        else SINGLE_SAMPLE_PART_WEIGHTS)
         self.timings = timings
         self._shared = shared
         self._in_force = in_force
@@ -375,7 +385,8 @@ class ThreadChoice:
         """In how many parts an epoch with ``threads`` threads runs (``_parts``):
         one per thread, unless each part would make products of fewer than
         ``PART_FLOPS`` multiply-adds (at ``batch_size=1``, update fewer than
-        ``SINGLE_SAMPLE_PART_WEIGHTS`` weights, in at most
+        ``SINGLE_SAMPLE_PART_WEIGHTS`` weights, or half
+        ``SINGLE_SAMPLE_TIMED_WEIGHTS`` for ``"timed"``, in at most
         ``SINGLE_SAMPLE_MAX_PARTS``), and no more than the cores this process
         may use: parts wait for each other at every step, and a part without a
         core of its own holds up all the others."""

@@ -11,7 +11,8 @@ from sksatae import SaturatingAutoEncoder, _kernels, _parts, _threads
 from sksatae._parts import (CACHE_LINE, run_in_parts, sync_buffer, wait_for_parts,
                             yield_address)
 from sksatae._threads import (PART_FLOPS, SINGLE_SAMPLE_MAX_PARTS, SINGLE_SAMPLE_PART_WEIGHTS,
-                              SINGLE_THREAD_FLOPS, ThreadChoice, share_threads)
+                              SINGLE_SAMPLE_TIMED_WEIGHTS, SINGLE_THREAD_FLOPS, ThreadChoice,
+                              share_threads)
 
 
 @numba.njit(nogil=True)
@@ -300,6 +301,19 @@ def test_single_sample_parts_per_epoch(threads, shape, cores, expected, monkeypa
     choice = ThreadChoice("auto", 1, *shape, {}, calls_blas=False)
     assert choice.parts(threads) == expected
     assert SINGLE_SAMPLE_PART_WEIGHTS == 2**16 and SINGLE_SAMPLE_MAX_PARTS == 4
+
+
+@pytest.mark.parametrize("n_threads, shape, expected", [
+    ("timed", (128, 64), 2),  # parts of 2**12 weights, which the timing keeps or not
+    ("timed", (127, 64), 1),
+    ("timed", (256, 256), 4),  # at most SINGLE_SAMPLE_MAX_PARTS
+    ("auto", (128, 64), 1),
+    (4, (128, 64), 1),
+])
+def test_timed_single_sample_epochs_try_smaller_parts(n_threads, shape, expected, monkeypatch):
+    monkeypatch.setattr(_threads, "_usable_cores", lambda: 64)
+    assert ThreadChoice(n_threads, 1, *shape, {}, calls_blas=False).parts(4) == expected
+    assert SINGLE_SAMPLE_TIMED_WEIGHTS == 2**13
 
 
 def _single_sample_model(n_threads, **params):

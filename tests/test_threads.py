@@ -53,8 +53,9 @@ MEDIUM = (128, 144, 100)  # 1.8 million
     (1, 2, (1, 3072, 400), False, [1]),
     ("auto", 2, (1, 512, 256), False, [2]),
     ("auto", 2, (1, 511, 256), False, [1]),
-    ("timed", 2, (1, 511, 256), False, [1]),
     ("auto", 2, (1, 144, 100), False, [1]),
+    ("timed", 2, (1, 128, 64), False, [2, 1]),  # "timed" from 2**13 weights
+    ("timed", 2, (1, 127, 64), False, [1]),
     # One row through the minibatch kernel (a one-row partial_fit): products like any other.
     ("auto", 2, (1, 3072, 400), True, [1]),
 ])
