@@ -333,19 +333,19 @@ class ThreadChoice:
         in_force = min(shared.outer_limits(), default=1)
         if calls_blas:  # the work of a step: multiply-adds per product
             work = batch_size * n_features * n_components
-            per_part, several, timed_from = PART_FLOPS, SINGLE_THREAD_FLOPS, SMALL_PRODUCT_FLOPS
+            several, timed_from = SINGLE_THREAD_FLOPS, SMALL_PRODUCT_FLOPS
+            most_parts = work // PART_FLOPS
         else:  # the single-sample kernel: weights per step
             work = n_features * n_components
             several, timed_from = 2 * SINGLE_SAMPLE_PART_WEIGHTS, SINGLE_SAMPLE_TIMED_WEIGHTS
             # "timed" keeps the parts only where they were faster.
             per_part = (SINGLE_SAMPLE_TIMED_WEIGHTS // 2 if n_threads == "timed"
                         else SINGLE_SAMPLE_PART_WEIGHTS)
+            most_parts = min(work // per_part, SINGLE_SAMPLE_MAX_PARTS)
         self.timings = timings
         self._shared = shared
         self._in_force = in_force
-        self._work_parts = work // per_part  # the most parts the work allows
-        if not calls_blas:
-            self._work_parts = min(self._work_parts, SINGLE_SAMPLE_MAX_PARTS)
+        self._most_parts = most_parts  # that the work allows
         self._calls_blas = calls_blas
         # Uncompiled (NUMBA_DISABLE_JIT), parts would only take turns at the GIL.
         self._parts_allowed = not numba.config.DISABLE_JIT
@@ -392,7 +392,7 @@ class ThreadChoice:
         core of its own holds up all the others."""
         if threads == 1 or not self._parts_allowed:
             return 1
-        return max(1, min(threads, _usable_cores(), self._work_parts))
+        return max(1, min(threads, _usable_cores(), self._most_parts))
 
     def limit(self, threads):
         """Context in which BLAS uses at most ``threads`` threads."""
