@@ -288,31 +288,25 @@ def test_parts_per_epoch(threads, flops, cores, expected, monkeypatch):
     assert PART_FLOPS <= SINGLE_THREAD_FLOPS
 
 
-@pytest.mark.parametrize("threads, shape, cores, expected", [
-    (4, (512, 512), 64, 4),
-    (8, (1024, 1024), 64, 4),  # at most SINGLE_SAMPLE_MAX_PARTS
-    (4, (400, 400), 64, 2),  # each part at least SINGLE_SAMPLE_PART_WEIGHTS
-    (4, (256, 511), 64, 1),
-    (1, (2**15, 2**15), 64, 1),
-    (8, (2**15, 2**15), 2, 2),  # no more parts than cores
+@pytest.mark.parametrize("n_threads, threads, shape, cores, expected", [
+    ("auto", 4, (512, 512), 64, 4),
+    ("auto", 8, (1024, 1024), 64, 4),  # at most SINGLE_SAMPLE_MAX_PARTS
+    ("auto", 4, (400, 400), 64, 2),  # each part at least SINGLE_SAMPLE_PART_WEIGHTS
+    ("auto", 4, (256, 511), 64, 1),
+    ("auto", 1, (2**15, 2**15), 64, 1),
+    ("auto", 8, (2**15, 2**15), 2, 2),  # no more parts than cores
+    ("auto", 4, (128, 64), 64, 1),
+    (4, 4, (128, 64), 64, 1),
+    # "timed": parts of half SINGLE_SAMPLE_TIMED_WEIGHTS, which the timing keeps or not
+    ("timed", 4, (128, 64), 64, 2),
+    ("timed", 4, (127, 64), 64, 1),
+    ("timed", 4, (256, 256), 64, 4),
 ])
-def test_single_sample_parts_per_epoch(threads, shape, cores, expected, monkeypatch):
+def test_single_sample_parts_per_epoch(n_threads, threads, shape, cores, expected, monkeypatch):
     monkeypatch.setattr(_threads, "_usable_cores", lambda: cores)
-    choice = ThreadChoice("auto", 1, *shape, {}, calls_blas=False)
+    choice = ThreadChoice(n_threads, 1, *shape, {}, calls_blas=False)
     assert choice.parts(threads) == expected
     assert SINGLE_SAMPLE_PART_WEIGHTS == 2**16 and SINGLE_SAMPLE_MAX_PARTS == 4
-
-
-@pytest.mark.parametrize("n_threads, shape, expected", [
-    ("timed", (128, 64), 2),  # parts of 2**12 weights, which the timing keeps or not
-    ("timed", (127, 64), 1),
-    ("timed", (256, 256), 4),  # at most SINGLE_SAMPLE_MAX_PARTS
-    ("auto", (128, 64), 1),
-    (4, (128, 64), 1),
-])
-def test_timed_single_sample_epochs_try_smaller_parts(n_threads, shape, expected, monkeypatch):
-    monkeypatch.setattr(_threads, "_usable_cores", lambda: 64)
-    assert ThreadChoice(n_threads, 1, *shape, {}, calls_blas=False).parts(4) == expected
     assert SINGLE_SAMPLE_TIMED_WEIGHTS == 2**13
 
 
