@@ -36,6 +36,7 @@ from numba.extending import overload
 from ._blas import gemm
 from ._jit import jit, subroutine
 from ._parts import aligned_empty, wait_for_parts
+from ._prefetch import prefetch_rows
 
 SHRINK, RELU, SATLINEAR, TABULATED_DISTANCE, TABULATED_VARIATION = 0, 1, 2, 3, 4
 F, F_SLOPE, M_PLUS, M_PLUS_SLOPE, M_MINUS, M_MINUS_SLOPE = 0, 1, 2, 3, 4, 5
@@ -519,6 +520,8 @@ def sgd_epoch(
         # This part's samples (the batch) and units (the encoder's bias).
         _load_batch(X, order, start, sample, end_sample, shift, xb, encoder_bias, pre, unit,
                     end_unit, measure_squares, data_square)
+        # Its rows of the next batch, asked for while this one's step runs (_prefetch).
+        prefetch_rows(X, order, start + size + sample, start + size + end_sample)
         if sync is not None:
             if not wait_for_parts(sync, n_parts, yield_address):
                 break
@@ -655,6 +658,7 @@ def sgd_epoch_single_sample(
     loss_sum, n_visited, finite = 0.0, 0, True
     waiting = False  # an encoder update is pending
     for t in range(n_samples):
+        prefetch_rows(X, order, t + 1, t + 2)  # the next sample's row (_prefetch)
         source = X[order[t]]
         for j in range(n_features):
             sample[j] = source[j] - shift[j]
