@@ -216,7 +216,8 @@ def compiled_gemm_floor(layout="units", required=False):
     of work that the algorithm itself requires and that they leave out, each
     made the cheapest way known here: each minibatch's rows copied out of
     ``X`` in the visiting order ``order`` (SGD over shuffled samples gathers
-    them; the products above read consecutive rows in place), and the
+    them; the products above read consecutive rows in place; the next
+    minibatch's rows are prefetched, as the estimator does), and the
     decoder's rows projected to unit norm every ``normalize_every`` updates by
     the estimator's own projection. It returns ``floor(address, X, order,
     encoder, decoder, batch_size, step, normalize_every)``. No elementwise work
@@ -228,6 +229,7 @@ def compiled_gemm_floor(layout="units", required=False):
 
     from sksatae._blas import gemm as gemm_block
     from sksatae._kernels import _normalize_rows
+    from sksatae._prefetch import prefetch_rows
 
     @numba.extending.register_jitable
     def gemm(address, alpha, a, transpose_a, b, transpose_b, beta, c):
@@ -287,6 +289,7 @@ def compiled_gemm_floor(layout="units", required=False):
                 source, target = X[order[start + i]], xb[i]
                 for j in range(n_features):
                     target[j] = source[j]
+            prefetch_rows(X, order, start + batch_size, start + 2 * batch_size)
             step_products(address, xb, encoder, decoder, step, zb, rb, gb)
             updates += 1
             if updates % normalize_every == 0:
