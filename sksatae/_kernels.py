@@ -36,7 +36,7 @@ from numba.extending import overload
 from ._blas import gemm
 from ._jit import jit, subroutine
 from ._parts import aligned_empty, wait_for_parts
-from ._prefetch import prefetch_rows
+from ._prefetch import GATHER_LEAD, prefetch_row, prefetch_rows
 
 SHRINK, RELU, SATLINEAR, TABULATED_DISTANCE, TABULATED_VARIATION = 0, 1, 2, 3, 4
 F, F_SLOPE, M_PLUS, M_PLUS_SLOPE, M_MINUS, M_MINUS_SLOPE = 0, 1, 2, 3, 4, 5
@@ -321,6 +321,9 @@ def _load_batch(X, order, start, first, end, shift, out, encoder_bias, pre, unit
     if ``measure_squares``, the per-feature sums of the squares of those rows
     of ``out`` added to ``square_sum`` (float64: a float32 square underflows)."""
     for i in range(first, end):
+        ahead = start + i + GATHER_LEAD  # a row to come, asked for now (_prefetch)
+        if ahead < order.shape[0]:
+            prefetch_row(X, order[ahead])
         source, target = X[order[start + i]], out[i]
         for j in range(target.shape[0]):
             target[j] = source[j] - shift[j]

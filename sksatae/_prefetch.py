@@ -4,13 +4,14 @@ SGD visits the samples in a new random order each epoch, so the next row
 to be copied out of ``X`` lies anywhere in it. When ``X`` does not fit the
 caches, each such row waits on main memory, and the hardware's prefetchers,
 which follow addresses that advance steadily, cannot guess it. The kernels
-know the order in advance: they ask for the next rows while they work on the
-current ones (``llvm.prefetch``, a hint that never faults and changes no
-result). At 144 features, 100 units and a ``X`` of 131,072 rows, an epoch at
-batch size 1 took 0.94 (float32) and 0.95 (float64) of its time without the
-hint, and at batch size 16 0.987 and 0.996 (``docs/performance.md``).
+know the order in advance, and ask for rows before they copy them
+(``llvm.prefetch``, a hint that never faults and changes no result): the
+next sample's row at batch size 1; at larger batches, each part's rows of
+the next minibatch while the current step runs, and, while a minibatch is
+copied, the row ``GATHER_LEAD`` rows ahead. ``docs/performance.md`` gives
+what each saves.
 
-With numba's JIT disabled, ``prefetch_rows`` does nothing.
+With numba's JIT disabled, the functions here do nothing.
 """
 
 import numba
@@ -26,6 +27,9 @@ PREFETCH_BYTES = 32 * 1024
 what the smallest common L1 data cache holds. Further ahead, rows would
 only push out the ones the step is using (at 3,072 features, a minibatch of
 1,024 float64 rows is 25 MB)."""
+
+GATHER_LEAD = 8
+"""How many rows ahead of the row it copies the gather of a minibatch asks for."""
 
 _LINE = 64  # bytes per request; a longer line only makes some requests redundant
 
@@ -51,6 +55,20 @@ def _prefetch(typingctx, address):
 
 
 @subroutine
+def prefetch_row(X, row):
+    """Ask for the row ``row`` of the 2-D array ``X`` (unit stride along it)."""
+    size = np.uintp(X.shape[1] * X.itemsize)
+    if size == 0:
+        return
+    start = X.ctypes.data + np.uintp(row) * np.uintp(X.strides[0])
+    offset = np.uintp(0)
+    while offset < size:
+        _prefetch(start + offset)
+        offset += np.uintp(_LINE)
+    _prefetch(start + size - np.uintp(1))  # the last line, where the row starts inside one
+
+
+@subroutine
 def rows_within_budget(X, order, first, end):
     """``end`` clipped to the order's length and to ``PREFETCH_BYTES`` of rows
     of ``X`` from ``first`` (at least one row)."""
@@ -61,23 +79,14 @@ def rows_within_budget(X, order, first, end):
 @subroutine
 def prefetch_rows(X, order, first, end):
     """Ask for the rows ``X[order[first:end]]`` (``end`` clipped to the order's
-    length), as many as ``PREFETCH_BYTES`` allows. ``X`` is 2-D with unit
-    stride along its rows."""
-    size = np.uintp(X.shape[1] * X.itemsize)
-    if size == 0:
-        return
+    length), as many as ``PREFETCH_BYTES`` allows."""
     for i in range(first, rows_within_budget(X, order, first, end)):
-        start = X.ctypes.data + np.uintp(order[i]) * np.uintp(X.strides[0])
-        offset = np.uintp(0)
-        while offset < size:
-            _prefetch(start + offset)
-            offset += np.uintp(_LINE)
-        _prefetch(start + size - np.uintp(1))  # the last line, where the row starts inside one
+        prefetch_row(X, order[i])
 
 
-def _no_prefetch(X, order, first, end):
+def _no_prefetch(*args):
     pass
 
 
 if numba.config.DISABLE_JIT:
-    prefetch_rows = _no_prefetch  # noqa: F811
+    prefetch_row = prefetch_rows = _no_prefetch  # noqa: F811
