@@ -222,10 +222,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Upper bound on the threads used by ``fit`` and ``partial_fit``. An
         epoch with more than one thread runs in as many parts, one thread
         each, which split every step's products and its elementwise work
-        between them (each part needs products of at least 2**20
+        between them (each part needs products of at least 2**19
         multiply-adds, and a core of its own: no more parts than the cores
         the process may use). ``"auto"`` uses one thread unless a step's matrix
-        products reach 2**21 multiply-adds each (``batch_size * n_features *
+        products reach 2**20 multiply-adds each (``batch_size * n_features *
         n_components``), and the current BLAS limit above: a rule on sizes
         only, so that a given ``random_state`` gives the same model bit for
         bit on a given machine and limit, whatever the load. At
@@ -237,11 +237,13 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         single thread (after a first epoch, not timed, that loads the compiled
         kernel), keeps the faster (more threads only if at least 10%
         faster) and times the other again every 16 epochs (``partial_fit``
-        calls count as epochs); products below 2**19 multiply-adds use one
-        thread untimed. It is faster on a free core, but parts sum some
+        calls count as epochs), in parts of at least 2**16 multiply-adds;
+        products below 2**17 multiply-adds use one thread untimed. It is faster on a free core, but parts sum some
         figures in another order than one thread does, so ``"timed"`` fits
         can differ in their last bits from run to run. An integer allows at
         most that many threads. None of them takes more threads than the
+        cores the process may use (its CPU affinity, and a container's CPU
+        quota, as :func:`joblib.cpu_count` counts them), or than the
         current BLAS limit (for instance the one set by
         :class:`~threadpoolctl.threadpool_limits` or by joblib workers), the
         smallest over the BLAS libraries loaded: a ``threadpool_limits``

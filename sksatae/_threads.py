@@ -33,7 +33,8 @@ two rules:
   core, but which count runs which epoch depends on the machine's load.
 
 Neither rule ever takes more threads than the BLAS limit in force (joblib
-workers, an enclosing ``threadpool_limits``).
+workers, an enclosing ``threadpool_limits``), nor more than the cores the
+process may use (``_usable_cores``).
 
 The limit is process-wide, so epochs that run at once in several threads (a
 grid search on joblib's threading or Dask backend) share it: the smallest of
@@ -50,32 +51,39 @@ from contextlib import contextmanager, nullcontext
 
 import numba
 
-SMALL_PRODUCT_FLOPS = 2**19
+SMALL_PRODUCT_FLOPS = 2**17
 """Below this many multiply-adds per matrix product of an SGD step
-(``batch_size * n_features * n_components``), ``"timed"`` uses one BLAS thread
-without timing anything: at 144 features, 100 units and batch 16 (230,000)
-two threads gained nothing even on a free core; at batch 128 (1.8 million)
-they took 0.64 to 0.76 of one thread's time."""
+(``batch_size * n_features * n_components``), ``"timed"`` uses one thread
+without timing anything; above, it times parts of at least half as many
+against one thread. At 131,000 multiply-adds (144 features, 100 units,
+batch 9; 64, 64, 32; 256, 64, 8) two parts took 0.63 to 0.88 of one
+thread's epoch on a free core, against 0.57 to 0.76 at 230,000 to 920,000;
+BLAS's own threads gained nothing at 230,000 (OpenBLAS does not split
+products that small)."""
 
 MULTITHREAD_GAIN = 0.9
 """More threads are kept only if their epoch takes less than this fraction of
 a single thread's: a second core is not worth taking for less, and timings
 that differ by less are within the noise of a shared machine."""
 
-SINGLE_THREAD_FLOPS = 2**21
-"""``"auto"`` uses one thread below this many multiply-adds per product (2.1
-million), the limit in force above. With the second core free, two threads
-took 0.54 to 0.70 of one thread's epoch at every benchmark shape above it
-(batches of 16 at 784 and 3072 features, of 1024 at 144, of 128 and 1024 at
-784 and 3072); below it the gains were smaller or less regular (1.0 at
-230,000 multiply-adds; 0.71 to 0.80 at 1.8 million, but 0.69 to 1.66 from
-one repeat to the next), and a core taken by another job costs more against
+SINGLE_THREAD_FLOPS = 2**20
+"""``"auto"`` uses one thread below this many multiply-adds per product (1.05
+million), the limit in force above. With the second core free, two parts took
+0.37 to 0.59 of one thread's epoch at seven shapes from 1.05 to 1.84 million
+(144 features, 100 units, batch 80 and 128; 256, 128, 32; 784, 64, 32; 64,
+256, 96; 3072, 16, 32; 1024, 32, 48), and 0.57 to 0.76 from 0.23 to 0.92
+million. But the scheduler does not always put the parts on different
+cores: held on one core, two parts took 1.24 to 1.35 of one thread's time
+in float32 at 0.23 and 0.92 million, 1.03 at 1.84 million and 1.13 at 3.8
+million (``docs/performance.md``, "Two parts from a million
+multiply-adds"); and a core taken by another job costs more against
 shorter products."""
 
-PART_FLOPS = 2**20
+PART_FLOPS = 2**19
 """Each part of an epoch run in parts makes products of at least this many
 multiply-adds (``batch_size * n_features * n_components`` divided by the
-number of parts)."""
+number of parts): half ``SINGLE_THREAD_FLOPS``, so that two parts run from
+there."""
 
 SINGLE_SAMPLE_PART_WEIGHTS = 2**16
 """At ``batch_size=1`` (``_kernels.sgd_epoch_single_sample``, no BLAS), each
@@ -297,17 +305,44 @@ def _limit_to(shared, threads):
     return shared.limit(threads)
 
 
+def _threads_in_force(shared):
+    """The smallest of the BLAS libraries' limits, the one the user set, and no
+    more than the cores this process may use: BLAS threads without a core of
+    their own wait for each other at every product (below)."""
+    return min(min(shared.outer_limits(), default=1), _usable_cores())
+
+
 def limit_in_force():
-    """Context in which every BLAS library keeps to the smallest of their
-    limits, the one the user set (see ``_limit_to``)."""
+    """Context in which every BLAS library keeps to ``_threads_in_force``
+    threads (see ``_limit_to``)."""
     shared = _blas_limit()
-    return _limit_to(shared, min(shared.outer_limits(), default=1))
+    return _limit_to(shared, _threads_in_force(shared))
+
+
+_cores_counted = {}  # affinity: joblib's count under it
 
 
 def _usable_cores():
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """The CPUs this process may keep busy at once: its affinity, and its
+    cgroup's CPU quota (a container's CPU limit), as joblib counts them.
+
+    A BLAS limit above it let OpenBLAS's threads take turns at one core: under
+    ``taskset -c 0`` with ``threadpool_limits(2)``, an epoch at 784 features,
+    300 units and batch 128 took 21 times as long as under a limit of 1, and
+    ``score_samples`` 6 times (the same would follow, not measured here, from
+    OpenBLAS's default of a thread per CPU in a container whose quota is one).
+
+    joblib reads the quota from files (40 us, as long as a one-row
+    ``transform``), so its count is kept for each affinity seen: a quota
+    changed while the process runs is seen once its affinity changes.
+    """
+    affinity = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    counted = _cores_counted.get(affinity)
+    if counted is None:
+        import joblib
+
+        counted = _cores_counted[affinity] = max(1, joblib.cpu_count())
+    return counted
 
 
 class ThreadChoice:
@@ -330,11 +365,13 @@ class ThreadChoice:
     def __init__(self, n_threads, batch_size, n_features, n_components, timings, *,
                  calls_blas=True):
         shared = _blas_limit()
-        in_force = min(shared.outer_limits(), default=1)
+        in_force = _threads_in_force(shared)
         if calls_blas:  # the work of a step: multiply-adds per product
             work = batch_size * n_features * n_components
             several, timed_from = SINGLE_THREAD_FLOPS, SMALL_PRODUCT_FLOPS
-            most_parts = work // PART_FLOPS
+            # "timed" keeps the parts only where they were faster.
+            per_part = SMALL_PRODUCT_FLOPS // 2 if n_threads == "timed" else PART_FLOPS
+            most_parts = work // per_part
         else:  # the single-sample kernel: weights per step
             work = n_features * n_components
             several, timed_from = 2 * SINGLE_SAMPLE_PART_WEIGHTS, SINGLE_SAMPLE_TIMED_WEIGHTS
@@ -384,7 +421,8 @@ class ThreadChoice:
     def parts(self, threads):
         """In how many parts an epoch with ``threads`` threads runs (``_parts``):
         one per thread, unless each part would make products of fewer than
-        ``PART_FLOPS`` multiply-adds (at ``batch_size=1``, update fewer than
+        ``PART_FLOPS`` multiply-adds (half ``SMALL_PRODUCT_FLOPS`` for
+        ``"timed"``; at ``batch_size=1``, update fewer than
         ``SINGLE_SAMPLE_PART_WEIGHTS`` weights, or half
         ``SINGLE_SAMPLE_TIMED_WEIGHTS`` for ``"timed"``, in at most
         ``SINGLE_SAMPLE_MAX_PARTS``), and no more than the cores this process

@@ -11,7 +11,8 @@ from sksatae import SaturatingAutoEncoder, _kernels, _parts, _threads
 from sksatae._parts import (CACHE_LINE, run_in_parts, sync_buffer, wait_for_parts,
                             yield_address)
 from sksatae._threads import (PART_FLOPS, SINGLE_SAMPLE_MAX_PARTS, SINGLE_SAMPLE_PART_WEIGHTS,
-                              SINGLE_SAMPLE_TIMED_WEIGHTS, SINGLE_THREAD_FLOPS, ThreadChoice,
+                              SINGLE_SAMPLE_TIMED_WEIGHTS, SINGLE_THREAD_FLOPS,
+                              SMALL_PRODUCT_FLOPS, ThreadChoice,
                               share_threads)
 
 
@@ -273,19 +274,23 @@ def test_partial_fit_in_parts_with_a_short_last_batch(wide_data, monkeypatch):
     np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-8, atol=1e-10)
 
 
-@pytest.mark.parametrize("threads, flops, cores, expected", [
-    (1, 2**30, 64, 1),  # one thread: one part
-    (2, 2**21, 64, 2),
-    (4, 2**21, 64, 2),  # each part at least PART_FLOPS
-    (4, 2**20 + 1, 64, 1),
-    (8, 2**30, 64, 8),
-    (8, 2**30, 2, 2),  # no more parts than cores
+@pytest.mark.parametrize("n_threads, threads, flops, cores, expected", [
+    ("auto", 1, 2**30, 64, 1),  # one thread: one part
+    ("auto", 2, 2**20, 64, 2),
+    ("auto", 4, 2**20, 64, 2),  # each part at least PART_FLOPS
+    ("auto", 4, 2**20 - 64, 64, 1),
+    ("auto", 8, 2**30, 64, 8),
+    ("auto", 8, 2**30, 2, 2),  # no more parts than cores
+    # "timed": parts of half SMALL_PRODUCT_FLOPS, which the timing keeps or not
+    ("timed", 4, 2**17, 64, 2),
+    ("timed", 4, 2**18, 64, 4),
+    ("timed", 4, 2**17 - 64, 64, 1),
 ])
-def test_parts_per_epoch(threads, flops, cores, expected, monkeypatch):
+def test_parts_per_epoch(n_threads, threads, flops, cores, expected, monkeypatch):
     monkeypatch.setattr(_threads, "_usable_cores", lambda: cores)
-    choice = ThreadChoice("auto", flops // (8 * 8), 8, 8, {})
+    choice = ThreadChoice(n_threads, flops // (8 * 8), 8, 8, {})
     assert choice.parts(threads) == expected
-    assert PART_FLOPS <= SINGLE_THREAD_FLOPS
+    assert PART_FLOPS == 2**19 and SINGLE_THREAD_FLOPS == 2**20 and SMALL_PRODUCT_FLOPS == 2**17
 
 
 @pytest.mark.parametrize("n_threads, threads, shape, cores, expected", [

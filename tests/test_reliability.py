@@ -107,13 +107,12 @@ def test_same_sequence_of_partial_fits_is_bit_identical(digits):
 
 
 # Products large enough for OpenBLAS to split them between threads, below
-# SINGLE_THREAD_FLOPS, which it then sums in another order (OpenBLAS 0.3.30), so
-# that a fit with two threads differs from one with one in its last bits: in
-# float64 at 256 features, 64 units and batch 120 (and a last batch of 60); in
-# float32 only where the products' sums are long, as at 784 features (64 units,
-# batch 32).
+# SINGLE_THREAD_FLOPS, which it then sums in another order (OpenBLAS 0.3.30 and
+# 0.3.31), so that a fit on BLAS's two threads differs from one with one in its
+# last bits: in float64 at 256 features, 64 units and batch 60; in float32 only
+# where the products' sums are long, as at 784 features (64 units, batch 16).
 THREADED = dict(n_components=64, alpha=0.1, alpha_step=None, max_iter=3, random_state=0)
-SPLIT_SUMS = {np.float64: ((1500, 256), 120), np.float32: ((600, 784), 32)}
+SPLIT_SUMS = {np.float64: ((1500, 256), 60), np.float32: ((600, 784), 16)}
 
 
 def _threaded_fit(X, limit, n_threads):
@@ -254,7 +253,7 @@ def _blas_thread_limits():
 
 
 def test_concurrent_fits_leave_the_blas_thread_limits_as_they_were():
-    # Each epoch below 2**21 multiply-adds per product runs under a one-thread limit
+    # Each epoch below 2**20 multiply-adds per product runs under a one-thread limit
     # (n_threads="auto"). Fits in threads, as in a grid search on a threading backend,
     # must not leave every BLAS in the process at one thread after they end, as epochs
     # that each restored the limits they saw on entry would (on a machine where more
