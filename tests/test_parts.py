@@ -382,3 +382,18 @@ def test_fits_in_parts_in_several_threads_at_once(single_sample, wide_data, sing
     assert used[0] == 2 and set(used) <= {1, 2}  # overlapping epochs: what was left
     for model in models:
         np.testing.assert_allclose(model.components_, alone.components_, rtol=1e-8, atol=1e-10)
+
+
+def test_part_units_are_unsigned_in_parts_only():
+    # Unsigned in an epoch in parts, so that numba does not wrap negative unit indices
+    # around in every access; in one part the units start at a constant 0.
+    @numba.njit
+    def bounds(sync):
+        return _kernels.part_units(sync, 3, 7)
+
+    assert bounds(np.zeros(3, np.int64)) == (3, 7)
+    assert bounds(None) == (3, 7)
+    returned = {str(arguments[0]): str(bounds.overloads[arguments].signature.return_type)
+                for arguments in bounds.signatures}
+    assert returned == {"array(int64, 1d, C)": "UniTuple(uint64 x 2)",
+                        "none": "UniTuple(int64 x 2)"}
