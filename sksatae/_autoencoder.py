@@ -238,7 +238,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         kernel), keeps the faster (more threads only if at least 10%
         faster) and times the other again every 16 epochs (``partial_fit``
         calls count as epochs), in parts of at least 2**16 multiply-adds;
-        products below 2**17 multiply-adds use one thread untimed. It is faster on a free core, but parts sum some
+        products below 2**17 multiply-adds use one thread untimed. It is
+        faster on a free core, but parts sum some
         figures in another order than one thread does, so ``"timed"`` fits
         can differ in their last bits from run to run. An integer allows at
         most that many threads. None of them takes more threads than the
