@@ -368,17 +368,16 @@ class ThreadChoice:
         in_force = _threads_in_force(shared)
         if calls_blas:  # the work of a step: multiply-adds per product
             work = batch_size * n_features * n_components
-            several, timed_from = SINGLE_THREAD_FLOPS, SMALL_PRODUCT_FLOPS
-            # "timed" keeps the parts only where they were faster.
-            per_part = SMALL_PRODUCT_FLOPS // 2 if n_threads == "timed" else PART_FLOPS
-            most_parts = work // per_part
+            several, timed_from, per_part = SINGLE_THREAD_FLOPS, SMALL_PRODUCT_FLOPS, PART_FLOPS
         else:  # the single-sample kernel: weights per step
             work = n_features * n_components
             several, timed_from = 2 * SINGLE_SAMPLE_PART_WEIGHTS, SINGLE_SAMPLE_TIMED_WEIGHTS
-            # "timed" keeps the parts only where they were faster.
-            per_part = (SINGLE_SAMPLE_TIMED_WEIGHTS // 2 if n_threads == "timed"
-                        else SINGLE_SAMPLE_PART_WEIGHTS)
-            most_parts = min(work // per_part, SINGLE_SAMPLE_MAX_PARTS)
+            per_part = SINGLE_SAMPLE_PART_WEIGHTS
+        if n_threads == "timed":  # which keeps the parts only where they were faster
+            per_part = timed_from // 2
+        most_parts = work // per_part
+        if not calls_blas:
+            most_parts = min(most_parts, SINGLE_SAMPLE_MAX_PARTS)
         self.timings = timings
         self._shared = shared
         self._in_force = in_force
