@@ -818,6 +818,47 @@ def _absolute_sum(X):
     return total
 
 
+FEW_ROWS = 4
+"""Blocks of at most this many rows get their products in ``encode`` and
+``energy`` from loops, not BLAS: ``?gemm`` packs the weights into panels
+whatever the number of rows, and for one to four rows the loops took 0.09 to
+0.96 of its time (144 to 3,072 features, 100 and 300 units, both dtypes;
+from eight rows on, 0.5 to 1.3). A one-row ``score_samples`` at 784 and
+3,072 features in float32 takes 0.44 of its time before
+(``docs/performance.md``, Inference and memory)."""
+
+
+@subroutine(fastmath={"reassoc", "contract"})
+def _few_rows_encoded(rows, encoder, codes):
+    """``codes = rows @ encoder.T`` for a few rows: each unit's weights are
+    read once, for all the rows."""
+    for k in range(encoder.shape[0]):
+        weights = encoder[k]
+        for i in range(rows.shape[0]):
+            row = rows[i]
+            z = codes.dtype.type(0.0)
+            for j in range(row.shape[0]):
+                z += weights[j] * row[j]
+            codes[i, k] = z
+
+
+@subroutine(fastmath={"reassoc", "contract"})
+def _few_rows_decoded(codes, decoder, out):
+    """``out = codes @ decoder`` for a few rows, skipping zero codes (a NaN
+    code is not skipped, and spreads as it does through BLAS)."""
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = 0.0
+    for k in range(decoder.shape[0]):
+        weights = decoder[k]
+        for i in range(out.shape[0]):
+            code = codes[i, k]
+            if code != 0.0:
+                target = out[i]
+                for j in range(target.shape[0]):
+                    target[j] += code * weights[j]
+
+
 @jit
 def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
     """``out = F(X @ encoder.T + encoder_bias)``, written in place. Returns
@@ -834,8 +875,11 @@ def encode(blas_gemm, X, encoder, encoder_bias, activation, out):
         stop = start + ENCODE_ROWS if n_samples - start > ENCODE_ROWS else n_samples
         codes, rows = out[start:stop], X[start:stop]
         total += _absolute_sum(rows)
-        gemm(blas_gemm, 1.0, rows, no, encoder, yes, 0.0, codes, 0, stop - start, 0,
-             n_components)
+        if stop - start <= FEW_ROWS:
+            _few_rows_encoded(rows, encoder, codes)
+        else:
+            gemm(blas_gemm, 1.0, rows, no, encoder, yes, 0.0, codes, 0, stop - start, 0,
+                 n_components)
         for i in range(codes.shape[0]):
             for k in range(n_components):
                 codes[i, k] = unit_value(activation, codes[i, k] + encoder_bias[k])
@@ -867,7 +911,10 @@ def energy(blas_gemm, X, encoder, encoder_bias, decoder, decoder_bias, activatio
         size = block if n_samples - start > block else n_samples - start
         xb, hb, rb = X[start:start + size], hidden[:size], recon[:size]
         total += encode(blas_gemm, xb, encoder, encoder_bias, activation, hb)
-        gemm(blas_gemm, 1.0, hb, no, decoder, no, 0.0, rb, 0, size, 0, n_features)
+        if size <= FEW_ROWS:
+            _few_rows_decoded(hb, decoder, rb)
+        else:
+            gemm(blas_gemm, 1.0, hb, no, decoder, no, 0.0, rb, 0, size, 0, n_features)
         _half_squared_residuals(xb, rb, decoder_bias, out[start:start + size])
     return total
 

@@ -342,10 +342,14 @@ def test_single_sample_epoch_with_saturated_units_matches_reference(activation, 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("activation", KERNEL_ACTIVATIONS, ids=str)
-def test_encode_and_energy_match_numpy(dtype, activation):
-    # More rows than one block of encode's products, and a last block cut short.
-    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(
-        dtype, n=_kernels.ENCODE_ROWS + 300, seed=5)
+@pytest.mark.parametrize("n", [_kernels.ENCODE_ROWS + 300, _kernels.ENCODE_ROWS + _kernels.FEW_ROWS,
+                               1], ids=["last-block-by-blas", "last-block-by-loops", "one-row"])
+def test_encode_and_energy_match_numpy(dtype, activation, n):
+    # More rows than one block of encode's products, and a last block cut short:
+    # 300 rows, which BLAS multiplies, or few enough for the loops (in energy's
+    # blocks of ENERGY_ROWS too); or a single row.
+    assert _kernels.ENCODE_ROWS % _kernels.ENERGY_ROWS == 0
+    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=n, seed=5)
     code = spec(activation)
     codes = np.empty((len(X), encoder.shape[0]), dtype)
     _kernels.encode(gemm_address(dtype), X, encoder, encoder_bias, code, codes)
@@ -441,6 +445,36 @@ def test_encode_gives_the_closed_forms_exactly_at_their_edges_and_beyond(dtype, 
     expected = get_activation(activation, WIDTH).function(z)
     assert expected.dtype == dtype
     np.testing.assert_array_equal(codes[:, 0], expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", CLOSED_FORMS)
+def test_few_rows_products_pass_inf_and_nan_on(dtype, activation):
+    # The loops that replace BLAS for a few rows must spread inf and NaN as BLAS
+    # does: a NaN code is not a zero code to skip in the decoder's product.
+    z = np.array([np.inf, np.nan, 2.0, -np.inf], dtype)
+    assert len(z) <= _kernels.FEW_ROWS
+    X = np.zeros((len(z), 2), dtype)
+    X[:, 0] = z
+    encoder, decoder = np.array([[1.0, 0.0]], dtype), np.array([[1.0, 1.0]], dtype)
+    codes = np.empty((len(z), 1), dtype)
+    _kernels.encode(gemm_address(dtype), X, encoder, np.zeros(1, dtype), spec(activation), codes)
+    expected = get_activation(activation, WIDTH).function(z)
+    np.testing.assert_array_equal(codes[:, 0], expected)
+    energy = np.empty(len(z), dtype)
+    _kernels.energy(gemm_address(dtype), X, encoder, np.zeros(1, dtype), decoder,
+                    np.zeros(2, dtype), spec(activation), energy,
+                    _kernels.energy_workspace(*X.shape, 1, dtype))
+    assert np.isnan(energy[1])
+    np.testing.assert_allclose(energy[2], 0.5 * ((2.0 - expected[2]) ** 2 + expected[2] ** 2),
+                               rtol=1e-6)
+    # NaN codes from finite rows (a NaN weight, which the kernels do not reject):
+    # every energy NaN, none the energy of a zero code.
+    finite_rows = np.ones((len(z), 2), dtype)
+    _kernels.energy(gemm_address(dtype), finite_rows, np.array([[np.nan, 0.0]], dtype),
+                    np.zeros(1, dtype), decoder, np.zeros(2, dtype), spec(activation), energy,
+                    _kernels.energy_workspace(*X.shape, 1, dtype))
+    assert np.isnan(energy).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
