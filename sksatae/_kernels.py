@@ -818,14 +818,16 @@ def _absolute_sum(X):
     return total
 
 
-FEW_ROWS = 4
+FEW_ROWS = 1
 """Blocks of at most this many rows get their products in ``encode`` and
-``energy`` from loops, not BLAS: ``?gemm`` packs the weights into panels
-whatever the number of rows, and for one to four rows the loops took 0.09 to
-0.96 of its time (144 to 3,072 features, 100 and 300 units, both dtypes;
-from eight rows on, 0.5 to 1.3). A one-row ``score_samples`` at 784 and
-3,072 features in float32 takes 0.44 of its time before
-(``docs/performance.md``, Inference and memory)."""
+``energy`` from loops, not BLAS. With OpenBLAS's Haswell kernels, which it
+picks for AVX2 processors (forced here with ``OPENBLAS_CORETYPE=Haswell``),
+``?gemm`` on one row took 58 to 177 us at 784 and 3,072 features, 300 units,
+against 8 to 85 us for the loops, and a one-row ``score_samples`` took 0.45
+to 0.92 of its time before. Where OpenBLAS has such kernels
+(SkylakeX), one row took 0.95 to 1.02 of the time either way, but two to four
+rows by loops took up to 1.41: one row only (``docs/performance.md``,
+Inference and memory)."""
 
 
 @subroutine(fastmath={"reassoc", "contract"})

@@ -453,28 +453,31 @@ def test_few_rows_products_pass_inf_and_nan_on(dtype, activation):
     # The loops that replace BLAS for a few rows must spread inf and NaN as BLAS
     # does: a NaN code is not a zero code to skip in the decoder's product.
     z = np.array([np.inf, np.nan, 2.0, -np.inf], dtype)
-    assert len(z) <= _kernels.FEW_ROWS
-    X = np.zeros((len(z), 2), dtype)
-    X[:, 0] = z
-    encoder, decoder = np.array([[1.0, 0.0]], dtype), np.array([[1.0, 1.0]], dtype)
-    codes = np.empty((len(z), 1), dtype)
-    _kernels.encode(gemm_address(dtype), X, encoder, np.zeros(1, dtype), spec(activation), codes)
     expected = get_activation(activation, WIDTH).function(z)
-    np.testing.assert_array_equal(codes[:, 0], expected)
-    energy = np.empty(len(z), dtype)
-    _kernels.energy(gemm_address(dtype), X, encoder, np.zeros(1, dtype), decoder,
-                    np.zeros(2, dtype), spec(activation), energy,
-                    _kernels.energy_workspace(*X.shape, 1, dtype))
-    assert np.isnan(energy[1])
-    np.testing.assert_allclose(energy[2], 0.5 * ((2.0 - expected[2]) ** 2 + expected[2] ** 2),
-                               rtol=1e-6)
-    # NaN codes from finite rows (a NaN weight, which the kernels do not reject):
-    # every energy NaN, none the energy of a zero code.
-    finite_rows = np.ones((len(z), 2), dtype)
-    _kernels.energy(gemm_address(dtype), finite_rows, np.array([[np.nan, 0.0]], dtype),
-                    np.zeros(1, dtype), decoder, np.zeros(2, dtype), spec(activation), energy,
-                    _kernels.energy_workspace(*X.shape, 1, dtype))
-    assert np.isnan(energy).all()
+    encoder, decoder = np.array([[1.0, 0.0]], dtype), np.array([[1.0, 1.0]], dtype)
+    zeros = np.zeros(2, dtype)
+    for row in range(0, len(z), _kernels.FEW_ROWS):
+        X = np.zeros((min(_kernels.FEW_ROWS, len(z) - row), 2), dtype)
+        X[:, 0] = z[row:row + len(X)]
+        codes = np.empty((len(X), 1), dtype)
+        _kernels.encode(gemm_address(dtype), X, encoder, zeros[:1], spec(activation), codes)
+        np.testing.assert_array_equal(codes[:, 0], expected[row:row + len(X)])
+        energy = np.empty(len(X), dtype)
+        _kernels.energy(gemm_address(dtype), X, encoder, zeros[:1], decoder, zeros,
+                        spec(activation), energy, _kernels.energy_workspace(*X.shape, 1, dtype))
+        for i, value in enumerate(z[row:row + len(X)]):
+            if np.isnan(value):
+                assert np.isnan(energy[i])
+            elif np.isfinite(value):
+                code = expected[row + i]
+                np.testing.assert_allclose(energy[i], 0.5 * ((value - code) ** 2 + code**2),
+                                           rtol=1e-6)
+        # NaN codes from finite rows (a NaN weight, which the kernels do not reject):
+        # every energy NaN, none the energy of a zero code.
+        _kernels.energy(gemm_address(dtype), np.ones_like(X), np.array([[np.nan, 0.0]], dtype),
+                        zeros[:1], decoder, zeros, spec(activation), energy,
+                        _kernels.energy_workspace(*X.shape, 1, dtype))
+        assert np.isnan(energy).all()
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
