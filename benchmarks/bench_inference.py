@@ -28,6 +28,12 @@ that the method before it filled (``transform`` at 784 features, float32,
 it in cache: 1.13 against 1.03 measured apart); the best of the repeats is
 kept (CPU time, one BLAS thread by default).
 
+A second table gives the time of one call on one and on two rows, the
+weights in cache as when a served model scores row after row, beside NumPy's
+product ``X @ W^e.T`` and the estimator's ``?gemm`` on the same rows: at such
+sizes a call is mostly scikit-learn's validation and the checks on input and
+weights.
+
 Peak memory of ``fit`` is measured in a fresh process per case: the process
 imports everything, compiles the kernels on a tiny fit, builds ``X``, reads its
 peak resident memory (``VmHWM``, first reset to the current resident size
@@ -175,6 +181,40 @@ def bench_throughput(n_features, n_components, dtype, repeats, n_samples, rng):
     return times
 
 
+LATENCY_ROWS = (1, 2)
+"""Row counts of the latency table: up to ``_kernels.FEW_ROWS`` rows (one),
+``transform`` and ``score_samples`` make their products with compiled loops,
+beyond it with ``?gemm``."""
+
+
+def bench_latency(n_features, n_components, dtype, calls, rng, clock_index):
+    """Per-call times (median of ``calls``, weights in cache, as when a served
+    model scores row after row) of ``transform`` and ``score_samples`` on a
+    few rows, beside NumPy's product ``X @ W^e.T`` and one ``?gemm`` through
+    the estimator's entry point (the route such rows took before the loops)."""
+    X = rng.standard_normal((2048, n_features)).astype(dtype)
+    model = SaturatingAutoEncoder(n_components, alpha=0.1, alpha_step=None, max_iter=1,
+                                  batch_size=128, random_state=0).fit(X)
+    encoder = model.encoder_weights_
+    address = gemm_address(dtype)
+    table = {}
+    for n_rows in LATENCY_ROWS:
+        rows = np.ascontiguousarray(X[:n_rows])
+        codes = np.empty((n_rows, n_components), dtype)
+        methods = {"transform": lambda: model.transform(rows),
+                   "score_samples": lambda: model.score_samples(rows),
+                   "NumPy product": lambda: rows @ encoder.T,
+                   "?gemm": lambda: encode_products(address, rows, encoder, codes)}
+        for method in methods.values():
+            method()
+        times = {name: [] for name in methods}
+        for _ in range(calls):
+            for name, method in methods.items():
+                times[name].append(_common.measure(method)[clock_index])
+        table[n_rows] = {name: float(np.median(values)) for name, values in times.items()}
+    return table
+
+
 def memory_case(n_samples, n_features, n_components, stored, working, order, learning_rate):
     code = MEMORY_PROBE.format(n_samples=n_samples, n_features=n_features,
                                n_components=n_components, stored=stored, dtype=working,
@@ -253,6 +293,30 @@ def main(argv=None):
          "transform / one full-size GEMM with a new output", "score_samples samples/s",
          "score_samples / its two GEMMs in blocks", "score_samples / its two full-size GEMMs",
          "score_samples / one full-size GEMM"], rows))
+
+    latency_rows = []
+    results["latency"] = []
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        for n_features, n_components in SHAPES:
+            for dtype in (np.float32, np.float64):
+                table = bench_latency(n_features, n_components, dtype, 51 if args.quick else 201,
+                                      rng, clock_index)
+                for n_rows, median in table.items():
+                    results["latency"].append({
+                        "n_features": n_features, "n_components": n_components,
+                        "dtype": np.dtype(dtype).name, "n_rows": n_rows, "median": median})
+                    latency_rows.append([
+                        n_features, n_components, np.dtype(dtype).name, n_rows,
+                        *(f"{1e6 * median[name]:.0f}" for name in median),
+                        f"{median['transform'] / median['NumPy product']:.1f}",
+                        f"{median['?gemm'] / median['NumPy product']:.1f}"])
+    print(f"\n## A few rows: time per call (us, median of {51 if args.quick else 201})\n")
+    print(f"Up to {_kernels.FEW_ROWS} row(s), transform and score_samples make their products "
+          "with compiled loops instead of ?gemm (\"?gemm product\": the product alone through "
+          "the estimator's BLAS entry point). The rest of a call is validation and checks.\n")
+    print(_common.markdown_table(
+        ["d", "h", "dtype", "rows", "transform", "score_samples", "NumPy product X @ W^e.T",
+         "?gemm product", "transform / NumPy product", "?gemm / NumPy product"], latency_rows))
 
     n_samples, n_features, n_components = (40_000 if args.quick else 100_000), 256, 64
     memory_rows = []
