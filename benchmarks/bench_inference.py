@@ -182,9 +182,9 @@ def bench_throughput(n_features, n_components, dtype, repeats, n_samples, rng):
 
 
 LATENCY_ROWS = (1, 2)
-"""Row counts of the latency table: up to ``_kernels.FEW_ROWS`` rows (one),
-``transform`` and ``score_samples`` make their products with compiled loops,
-beyond it with ``?gemm``."""
+"""Row counts of the latency table: one row, which ``transform`` and
+``score_samples`` multiply with compiled loops (``_kernels.FEW_ROWS``), and
+two, which go to ``?gemm``."""
 
 
 def bench_latency(n_features, n_components, dtype, calls, rng, clock_index):

@@ -824,9 +824,9 @@ FEW_ROWS = 1
 picks for AVX2 processors (forced here with ``OPENBLAS_CORETYPE=Haswell``),
 ``?gemm`` on one row took 58 to 177 us at 784 and 3,072 features, 300 units,
 against 8 to 85 us for the loops, and a one-row ``score_samples`` took 0.45
-to 0.92 of its time before. Where OpenBLAS has such kernels
-(SkylakeX), one row took 0.95 to 1.02 of the time either way, but two to four
-rows by loops took up to 1.41: one row only (``docs/performance.md``,
+to 0.92 of its time before. With its SkylakeX kernels, which have a path for
+small products, one row took 0.95 to 1.02 of the time either way, but two to
+four rows by loops took up to 1.41: one row only (``docs/performance.md``,
 Inference and memory)."""
 
 
