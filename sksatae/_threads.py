@@ -72,8 +72,9 @@ million), the limit in force above. With the second core free, two parts took
 0.37 to 0.59 of one thread's epoch at seven shapes from 1.05 to 1.84 million
 (144 features, 100 units, batch 80 and 128; 256, 128, 32; 784, 64, 32; 64,
 256, 96; 3072, 16, 32; 1024, 32, 48), and 0.57 to 0.76 from 0.23 to 0.92
-million. But the scheduler does not always put the parts on different
-cores: held on one core, two parts took 1.24 to 1.35 of one thread's time
+million. But the scheduler does not always keep the parts on different
+cores (each worker moves off its partners' CPUs as it starts,
+``_parts.move_off``, and may still be put back with them later): held on one core, two parts took 1.24 to 1.35 of one thread's time
 in float32 at 0.23 and 0.92 million, 1.03 at 1.84 million and 1.13 at 3.8
 million (``docs/performance.md``, "Two parts from a million
 multiply-adds"); and a core taken by another job costs more against

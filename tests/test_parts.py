@@ -1,5 +1,6 @@
 """Epochs run in parts, one thread each: the barrier, failures, and the estimator's use."""
 
+import os
 import threading
 
 import numba
@@ -8,8 +9,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from sksatae import SaturatingAutoEncoder, _kernels, _parts, _threads
-from sksatae._parts import (CACHE_LINE, run_in_parts, sync_buffer, wait_for_parts,
-                            yield_address)
+from sksatae._parts import (CACHE_LINE, current_cpu, move_off, run_in_parts, sync_buffer,
+                            wait_for_parts, yield_address)
 from sksatae._threads import (PART_FLOPS, SINGLE_SAMPLE_MAX_PARTS, SINGLE_SAMPLE_PART_WEIGHTS,
                               SINGLE_SAMPLE_TIMED_WEIGHTS, SINGLE_THREAD_FLOPS,
                               SMALL_PRODUCT_FLOPS, ThreadChoice,
@@ -151,6 +152,63 @@ def test_workers_are_reused_from_epoch_to_epoch():
         run_in_parts(_count_in_step, (counts, seen, 10), 2, record)
     workers = {ident for ident in names if ident != threading.get_ident()}
     assert len(workers) == 1
+
+
+def _in_a_thread(function):
+    """``function()`` called in a new thread, so that affinity changes stay there."""
+    result = []
+    thread = threading.Thread(target=lambda: result.append(function()))
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+def _moves(taken_of):
+    """Each step of ``move_off`` in a new thread, with ``taken`` from the thread's CPU."""
+    def move():
+        allowed, before = os.sched_getaffinity(0), current_cpu()
+        after = move_off(taken_of(before, allowed))
+        return allowed, before, after, os.sched_getaffinity(0)
+    return _in_a_thread(move)
+
+
+needs_two_cpus = pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or current_cpu() < 0
+    or len(os.sched_getaffinity(0)) < 2,
+    reason="moving threads between CPUs needs Linux and two usable CPUs")
+
+
+@needs_two_cpus
+def test_move_off_leaves_a_taken_cpu_and_restores_the_affinity():
+    allowed, before, after, affinity = _moves(lambda cpu, allowed: {cpu})
+    assert after != before and after in allowed
+    assert affinity == allowed
+
+
+@needs_two_cpus
+@pytest.mark.parametrize("taken", ["none", "every allowed CPU"])
+def test_move_off_stays_where_it_cannot_or_need_not_move(taken):
+    allowed, before, after, affinity = _moves(
+        lambda cpu, allowed: set() if taken == "none" else set(allowed))
+    assert after == before
+    assert affinity == allowed
+
+
+def test_each_worker_moves_off_the_cpus_of_the_parts_started_before_it(monkeypatch):
+    taken = []
+
+    def record(cpus):
+        taken.append(set(cpus))
+        return 100 + len(taken)
+
+    monkeypatch.setattr(_parts, "current_cpu", lambda: 7)
+    monkeypatch.setattr(_parts, "move_off", record)
+    counts, seen = np.zeros(3, np.int64), np.zeros((3, 10), np.int64)
+    assert run_in_parts(_count_in_step, (counts, seen, 10), 3) == [True] * 3
+    assert taken == [{7}, {7, 101}]
+    taken.clear()
+    assert run_in_parts(lambda sync, address, part: part, (), 1) == [0]
+    assert taken == []
 
 
 def test_sync_buffer_starts_cleared_and_yield_routine_is_found():
