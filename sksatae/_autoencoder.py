@@ -5,6 +5,7 @@ import functools
 import math
 import os
 import sys
+import threading
 import time
 import warnings
 from numbers import Integral, Real
@@ -748,8 +749,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         stages_run = np.asarray(stages, dtype=np.float64)
         if continuing:
             self.n_iter_ += len(losses)
-            self.loss_curve_ = np.concatenate([self.loss_curve_, losses])
-            self.alpha_path_ = np.concatenate([self.alpha_path_, stages_run])
+            self.loss_curve_ = _appended(self.loss_curve_, losses)
+            self.alpha_path_ = _appended(self.alpha_path_, stages_run)
         else:
             self.n_iter_ = len(losses)
             self.loss_curve_ = np.asarray(losses, dtype=np.float64)
@@ -1087,13 +1088,55 @@ def _centred_squared_norms(X, shift, block_elements=2**20):
     return out
 
 
+_reseeded = threading.local()
+
+
 def _continued_rng(random_state, salt):
     """A generator for a later ``partial_fit`` call: reproducible when seeded,
-    but not the same shuffle as the previous call."""
+    but not the same shuffle as the previous call.
+
+    A seeded call reseeds a generator kept per thread: a new ``RandomState``
+    costs about 65 us (its Mersenne Twister starts from fresh entropy before
+    it is seeded), a fifth of a one-row ``partial_fit``; reseeding costs 1 us
+    and gives the same numbers."""
     if random_state is None or isinstance(random_state, np.random.RandomState):
         return check_random_state(random_state)
-    return np.random.RandomState(np.random.SeedSequence([int(random_state), int(salt)])
-                                 .generate_state(1)[0])
+    seed = np.random.SeedSequence([int(random_state), int(salt)]).generate_state(1)[0]
+    rng = getattr(_reseeded, "rng", None)
+    if rng is None:
+        rng = _reseeded.rng = np.random.RandomState()
+    rng.seed(seed)
+    return rng
+
+
+def _appended(history, values):
+    """``history`` and then ``values``, in float64, in constant time per value
+    over many calls, as a 1-D view.
+
+    Each ``partial_fit`` call adds one value to ``loss_curve_`` and one to
+    ``alpha_path_``: a new array each time would copy the whole history at
+    every call (2.2 ms a call after a million calls, ten times the rest of
+    a one-row call). The view returned is a prefix of a buffer with room to
+    grow, whose first element records how much of it has been handed out. A
+    later call writes after that only if ``history`` is still the longest
+    view of it, so that no array ever seen by a caller changes, even where
+    two estimators share a history (a shallow copy); otherwise the history
+    moves to a new buffer. Pickles hold the view's values only.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n, added = len(history), len(values)
+    buffer = history.base
+    if (isinstance(buffer, np.ndarray) and buffer.ndim == 1 and buffer.dtype == np.float64
+            and history.dtype == np.float64 and history.strides == (buffer.itemsize,)
+            and history.ctypes.data == buffer.ctypes.data + buffer.itemsize
+            and buffer[0] == n and len(buffer) >= 1 + n + added):
+        buffer[1 + n:1 + n + added] = values
+    else:
+        buffer = np.empty(1 + max(2 * (n + added), 16))
+        buffer[1:1 + n] = history
+        buffer[1 + n:1 + n + added] = values
+    buffer[0] = n + added
+    return buffer[1:1 + n + added]
 
 
 def _copy(params, tied):

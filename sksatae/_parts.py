@@ -26,6 +26,7 @@ Linux each worker first moves off the CPUs of the parts started before it
 
 import ctypes
 import functools
+import math
 import os
 import queue
 import sys
@@ -69,7 +70,7 @@ def aligned_empty(shape, dtype, per_part=False):
     if per_part:
         per_line = CACHE_LINE // dtype.itemsize
         shape = shape[:-1] + (-(-shape[-1] // per_line) * per_line,)
-    count = int(np.prod(shape))
+    count = math.prod(shape)
     buffer = np.empty(count + CACHE_LINE // dtype.itemsize, dtype)
     offset = (-buffer.ctypes.data % CACHE_LINE) // dtype.itemsize
     return buffer[offset:offset + count].reshape(shape)

@@ -16,7 +16,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
 
 from sksatae import DivergenceError, SATAEOutlierDetector, SaturatingAutoEncoder
-from sksatae._autoencoder import _alpha_schedule, _centred_squared_norms
+from sksatae._autoencoder import (_alpha_schedule, _appended, _centred_squared_norms,
+                                  _continued_rng)
 from sksatae.activations import (
     ACTIVATIONS,
     CLOSED_FORMS,
@@ -239,6 +240,76 @@ def test_partial_fit_one_pass_at_final_alpha(digits):
     assert model.learning_rate_ == first_rate
     with pytest.raises(ValueError, match="features"):
         model.partial_fit(X[:, :10])
+
+
+def _fresh_continued_rng(seed, salt):
+    return np.random.RandomState(np.random.SeedSequence([seed, salt]).generate_state(1)[0])
+
+
+def test_later_partial_fit_calls_shuffle_as_freshly_seeded_generators_would():
+    # Each thread reseeds a generator of its own: the streams must be those of new
+    # generators, whatever another thread draws in between.
+    import threading
+    draws = {}
+
+    def draw(name, seed):
+        draws[name] = []
+        for salt in range(3):
+            rng = _continued_rng(seed, salt)
+            first = rng.permutation(50)
+            barrier.wait()  # the other thread reseeds its own generator here
+            draws[name].append((first, rng.permutation(50)))
+
+    barrier = threading.Barrier(2)
+    threads = [threading.Thread(target=draw, args=(name, seed))
+               for name, seed in (("a", 0), ("b", 7))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name, seed in (("a", 0), ("b", 7)):
+        for salt, (first, second) in enumerate(draws[name]):
+            expected = _fresh_continued_rng(seed, salt)
+            np.testing.assert_array_equal(first, expected.permutation(50))
+            np.testing.assert_array_equal(second, expected.permutation(50))
+    assert not np.array_equal(draws["a"][0][0], draws["a"][1][0])
+    shared = np.random.RandomState(3)
+    assert _continued_rng(shared, 1) is shared
+
+
+def test_histories_grow_in_place_and_never_change_an_array_handed_out():
+    history, seen, buffers = np.zeros(0), [], set()
+    for i in range(1000):
+        history = _appended(history, [float(i)] * (1 + i % 3))
+        seen.append(history)
+        buffers.add(id(history.base))
+    expected = np.concatenate([[float(i)] * (1 + i % 3) for i in range(1000)])
+    np.testing.assert_array_equal(history, expected)
+    for view in seen:  # every earlier view still holds what it held
+        np.testing.assert_array_equal(view, expected[:len(view)])
+    assert len(buffers) <= 10  # 2,000 values: the buffer doubles as it fills
+    assert len(pickle.dumps(history)) < 1.2 * history.nbytes + 500
+
+    shared = _appended(np.zeros(0), [1.0, 2.0])
+    first, second = _appended(shared, [3.0]), _appended(shared, [4.0])
+    np.testing.assert_array_equal(first, [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(second, [1.0, 2.0, 4.0])
+    np.testing.assert_array_equal(shared, [1.0, 2.0])
+
+
+def test_partial_fit_of_a_shallow_copy_leaves_the_originals_history_alone(digits):
+    import copy
+    X, _ = digits
+    model = SaturatingAutoEncoder(n_components=8, alpha=0.2, batch_size=10, random_state=0)
+    model.partial_fit(X[:200]).partial_fit(X[200:400])
+    twin = copy.copy(model)
+    model.partial_fit(X[400:600])
+    losses, alphas = model.loss_curve_.copy(), model.alpha_path_.copy()
+    twin.partial_fit(X[600:800])
+    np.testing.assert_array_equal(model.loss_curve_, losses)
+    np.testing.assert_array_equal(model.alpha_path_, alphas)
+    assert len(twin.loss_curve_) == 3
+    np.testing.assert_array_equal(twin.loss_curve_[:2], losses[:2])
 
 
 def test_feature_names_and_pandas_output(digits):
