@@ -55,7 +55,7 @@ cost per call (copying the weights, so that a call that fails leaves the model
 as it was; the intercepts' change of coordinates; the checks of the weights
 and of the last update) took about 10 ms at ``d=3072``, ``h=300``, float64,
 0.6 of a step at batch 16: in runs of 8 steps it weighed 5 to 10% against the
-floor, which has none (``docs/performance.md``).
+floor, which has none (``docs/performance_log.md``).
 
 Clocks: with one thread the process's CPU time is used (on a shared machine it
 excludes time spent waiting for a core, so it is the cost of the work), each
@@ -142,7 +142,7 @@ class GemmFloor:
         self.address = gemm_address(dtype)
         # As the estimator does before its minibatch epochs (at batch 1 it calls no
         # BLAS and does not): the floor's speed must not depend on whether an
-        # earlier configuration of the run warmed the buffer (docs/performance.md).
+        # earlier configuration of the run warmed the buffer (docs/performance_log.md).
         warm_up_work_buffer(self.address, dtype)
         # A tiny nonzero step keeps the weights at their initial scale (no
         # growth, no denormals), while BLAS still does the full update.
@@ -176,7 +176,7 @@ class RequiredFloor(GemmFloor):
     (``_common.compiled_gemm_floor(required=True)``). PyTorch's time over this
     one's bounds what any implementation of the algorithm on this BLAS can
     reach against PyTorch, whatever it does about the rest of a step, if it
-    re-projects by a pass over the decoder's rows (``docs/performance.md``
+    re-projects by a pass over the decoder's rows (``docs/performance_log.md``
     says how one could avoid that pass, and what it would save).
     """
 

@@ -155,7 +155,7 @@ def part_units(sync, unit, end_unit):
     part's first unit, a runtime value: with unsigned unit indices, epochs of
     ``sgd_epoch_single_sample`` in two parts took 0.87 to 0.94 (float32) and
     0.90 to 1.00 (float64) of their time with signed ones, at 144, 512 and 784
-    features, the same model bit for bit (``docs/performance.md``). In one
+    features, the same model bit for bit (``docs/performance_log.md``). In one
     part, whose units start at 0, unsigned indices made float64 epochs 4%
     slower.
     """
@@ -826,7 +826,7 @@ picks for AVX2 processors (forced here with ``OPENBLAS_CORETYPE=Haswell``),
 against 8 to 85 us for the loops, and a one-row ``score_samples`` took 0.45
 to 0.92 of its time before. With its SkylakeX kernels, which have a path for
 small products, one row took 0.95 to 1.02 of the time either way, but two to
-four rows by loops took up to 1.41: one row only (``docs/performance.md``,
+four rows by loops took up to 1.41: one row only (``docs/performance_log.md``,
 Inference and memory)."""
 
 

@@ -261,10 +261,10 @@ def move_off(taken):
     the load balancer separates them, milliseconds later: after pauses of 20
     ms, epochs in two parts took 1.21 to 1.30 of one thread's time at 144
     features and 100 units (4,096 rows in batches of 128, 1,024 in batches
-    of 16), and 0.70 to 0.85 with this move (``docs/performance.md``). Narrowing the thread's affinity moves it
-    at once; restoring it straight after leaves the scheduler free to move it
-    again, unlike pinning, which would stack the parts of processes that each
-    pin on the same cores.
+    of 16), and 0.70 to 0.85 with this move (``docs/performance_log.md``).
+    Narrowing the thread's affinity moves it at once; restoring it straight
+    after leaves the scheduler free to move it again, unlike pinning, which
+    would stack the parts of processes that each pin on the same cores.
     """
     cpu = current_cpu()
     if cpu < 0 or cpu not in taken or not hasattr(os, "sched_setaffinity"):

@@ -8,7 +8,7 @@ know the order in advance, and ask for rows before they copy them
 (``llvm.prefetch``, a hint that never faults and changes no result): the
 next sample's row at batch size 1; at larger batches, each part's rows of
 the next minibatch while the current step runs, and, while a minibatch is
-copied, the row ``GATHER_LEAD`` rows ahead. ``docs/performance.md`` gives
+copied, the row ``GATHER_LEAD`` rows ahead. ``docs/performance_log.md`` gives
 what each saves.
 
 With numba's JIT disabled, the functions here do nothing.

@@ -6,7 +6,7 @@ large; and whether they gain depends on more than their size: with OpenBLAS
 on two cores, two BLAS threads took 0.54 to 0.80 of one thread's time at every
 shape of ``benchmarks/bench_training.py`` of more than a million multiply-adds
 per product when the second core was free, but under load from other jobs
-they were slower for every shape, up to 6 times (``docs/performance.md``).
+they were slower for every shape, up to 6 times (``docs/performance_log.md``).
 
 An epoch with more than one thread runs in parts (``_parts``), one thread each,
 each making single-threaded products: the elementwise work is then split too,
@@ -74,9 +74,9 @@ million), the limit in force above. With the second core free, two parts took
 256, 96; 3072, 16, 32; 1024, 32, 48), and 0.57 to 0.76 from 0.23 to 0.92
 million. But the scheduler does not always keep the parts on different
 cores (each worker moves off its partners' CPUs as it starts,
-``_parts.move_off``, and may still be put back with them later): held on one core, two parts took 1.24 to 1.35 of one thread's time
-in float32 at 0.23 and 0.92 million, 1.03 at 1.84 million and 1.13 at 3.8
-million (``docs/performance.md``, "Two parts from a million
+``_parts.move_off``, and may still be put back with them later): held on
+one core, two parts took 1.24 to 1.35 of one thread's time in float32 at
+0.23 and 0.92 million, 1.03 at 1.84 million and 1.13 at 3.8 million (``docs/performance_log.md``, "Two parts from a million
 multiply-adds"); and a core taken by another job costs more against
 shorter products."""
 
@@ -99,7 +99,7 @@ to 170 ns). Two parts took 0.76 to 0.84 of one thread's epoch from 8,192
 weights up, and 0.53 to 0.66 from 131,072, at the faster round trip; at the
 slower, 1.13 to 1.30 at 14,400 weights, 0.80 to 0.95 at 80,000, and 0.62 to
 0.75 at 235,200 (``benchmarks/bench_single_sample_threads.py``,
-``docs/performance.md``)."""
+``docs/performance_log.md``)."""
 
 SINGLE_SAMPLE_TIMED_WEIGHTS = 2**13
 """At ``batch_size=1``, ``"timed"`` times the epoch in parts against one

@@ -260,7 +260,7 @@ def test_single_sample_buffers_start_each_row_at_a_cache_line(dtype, n_parts):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_weights_the_kernels_train_start_at_a_cache_line(batch_size, dtype):
     # A loop over rows that straddle cache lines costs up to a third more at
-    # batch_size=1 (docs/performance.md). NumPy aligns to 16 bytes only, so
+    # batch_size=1 (docs/performance_log.md). NumPy aligns to 16 bytes only, so
     # each array has a 1 in 4 chance to pass by luck.
     X = np.random.default_rng(0).standard_normal((60, 16)).astype(dtype)
     model = SaturatingAutoEncoder(6, batch_size=batch_size, max_iter=2, alpha=0.1,
