@@ -1096,9 +1096,10 @@ def _continued_rng(random_state, salt):
     but not the same shuffle as the previous call.
 
     A seeded call reseeds a generator kept per thread: a new ``RandomState``
-    costs about 65 us (its Mersenne Twister starts from fresh entropy before
-    it is seeded), a fifth of a one-row ``partial_fit``; reseeding costs 1 us
-    and gives the same numbers."""
+    costs about 65 us (its Mersenne Twister first fills its 624-word state
+    from a fresh ``SeedSequence``, then is seeded again), a fifth of a
+    one-row ``partial_fit``; reseeding costs 1 us and gives the same
+    numbers."""
     if random_state is None or isinstance(random_state, np.random.RandomState):
         return check_random_state(random_state)
     seed = np.random.SeedSequence([int(random_state), int(salt)]).generate_state(1)[0]

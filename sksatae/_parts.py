@@ -323,9 +323,10 @@ def run_in_parts(kernel, arguments, n_parts, before_each=None):
 
     Each worker first moves off the CPUs that the parts started before it
     run on (``move_off``). ``before_each`` runs in each thread before its
-    part (the BLAS work buffer's warm-up). If any part raises, the epoch is abandoned: the other
-    parts stop at their next meeting, and the first exception is raised here
-    once every part has stopped. Returns each part's result, in order.
+    part (the BLAS work buffer's warm-up). If any part raises, the epoch is
+    abandoned: the other parts stop at their next meeting, and the first
+    exception is raised here once every part has stopped. Returns each
+    part's result, in order.
     """
     if n_parts == 1:
         if before_each is not None:
