@@ -1124,11 +1124,12 @@ def _appended(history, values):
     two estimators share a history (a shallow copy); otherwise the history
     moves to a new buffer. Pickles hold the view's values only.
     """
+    history = np.asarray(history, dtype=np.float64)  # the same array when it already is one
     values = np.asarray(values, dtype=np.float64)
     n, added = len(history), len(values)
     buffer = history.base
     if (isinstance(buffer, np.ndarray) and buffer.ndim == 1 and buffer.dtype == np.float64
-            and history.dtype == np.float64 and history.strides == (buffer.itemsize,)
+            and history.ndim == 1 and history.strides == (buffer.itemsize,)
             and history.ctypes.data == buffer.ctypes.data + buffer.itemsize
             and buffer[0] == n and len(buffer) >= 1 + n + added):
         buffer[1 + n:1 + n + added] = values
