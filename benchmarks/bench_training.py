@@ -700,6 +700,10 @@ def main(argv=None):
     print(f"The floor's slowest repeat over its fastest, per row: {spreads[0]:.2f} to "
           f"{spreads[-1]:.2f} (median {statistics.median(spreads):.2f}). Each target is "
           "judged twice: on ratios of best times, and on medians of paired ratios.\n")
+    if args.quick:
+        print("A --quick run (3 repeats of about 0.05 s) is a smoke test: ratios within a "
+              "few hundredths of a target land on either side of it. The targets are judged "
+              "on the full command.\n")
     print("### Best over best\n")
     for line in check_targets(results, has_torch and "torch" in args.methods, thread_rows,
                               time_ratio):
