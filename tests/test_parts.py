@@ -163,34 +163,51 @@ def _in_a_thread(function):
     return result[0]
 
 
-def _moves(taken_of):
-    """Each step of ``move_off`` in a new thread, with ``taken`` from the thread's CPU."""
-    def move():
-        allowed, before = os.sched_getaffinity(0), current_cpu()
-        after = move_off(taken_of(before, allowed))
-        return allowed, before, after, os.sched_getaffinity(0)
-    return _in_a_thread(move)
-
-
 needs_two_cpus = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or current_cpu() < 0
     or len(os.sched_getaffinity(0)) < 2,
     reason="moving threads between CPUs needs Linux and two usable CPUs")
 
 
+def _move_off_recorded(monkeypatch, seen_cpu, taken):
+    """``move_off(taken)`` in a new thread that it takes to be on ``seen_cpu``
+    (the scheduler may move a thread between any two reads of its CPU). Returns
+    the thread's affinity before, what ``move_off`` returned, its affinity
+    after, and each affinity set, with the CPU the thread ran on right after."""
+    real_getcpu, real_setaffinity = _parts._sched_getcpu(), os.sched_setaffinity
+    calls = []
+
+    def recorded(pid, cpus):
+        real_setaffinity(pid, cpus)
+        calls.append((set(cpus), real_getcpu()))
+
+    monkeypatch.setattr(_parts, "current_cpu", lambda: seen_cpu)
+    monkeypatch.setattr(os, "sched_setaffinity", recorded)
+
+    def move():
+        allowed = os.sched_getaffinity(0)
+        return allowed, move_off(taken), os.sched_getaffinity(0)
+    return (*_in_a_thread(move), calls)
+
+
 @needs_two_cpus
-def test_move_off_leaves_a_taken_cpu_and_restores_the_affinity():
-    allowed, before, after, affinity = _moves(lambda cpu, allowed: {cpu})
-    assert after != before and after in allowed
+def test_move_off_leaves_a_taken_cpu_and_restores_the_affinity(monkeypatch):
+    cpu = min(os.sched_getaffinity(0))
+    allowed, returned, affinity, calls = _move_off_recorded(monkeypatch, cpu, {cpu})
+    assert [mask for mask, _ in calls] == [allowed - {cpu}, allowed]
+    # Right after the narrowing, the kernel has moved the thread off the taken CPU.
+    assert calls[0][1] in allowed - {cpu}
     assert affinity == allowed
 
 
 @needs_two_cpus
-@pytest.mark.parametrize("taken", ["none", "every allowed CPU"])
-def test_move_off_stays_where_it_cannot_or_need_not_move(taken):
-    allowed, before, after, affinity = _moves(
-        lambda cpu, allowed: set() if taken == "none" else set(allowed))
-    assert after == before
+@pytest.mark.parametrize("taken", ["another CPU", "every allowed CPU"])
+def test_move_off_stays_where_it_cannot_or_need_not_move(monkeypatch, taken):
+    cpus = sorted(os.sched_getaffinity(0))
+    allowed, returned, affinity, calls = _move_off_recorded(
+        monkeypatch, cpus[0], {cpus[1]} if taken == "another CPU" else set(cpus))
+    assert calls == []
+    assert returned == cpus[0]
     assert affinity == allowed
 
 
