@@ -269,11 +269,11 @@ def move_off(taken):
     cpu = current_cpu()
     if cpu < 0 or cpu not in taken or not hasattr(os, "sched_setaffinity"):
         return cpu
-    allowed = os.sched_getaffinity(0)
-    elsewhere = allowed - set(taken)
-    if not elsewhere:
-        return cpu
-    try:
+    try:  # a placement hint: where the system refuses, the part runs where it is
+        allowed = os.sched_getaffinity(0)
+        elsewhere = allowed - set(taken)
+        if not elsewhere:
+            return cpu
         os.sched_setaffinity(0, elsewhere)
     except OSError:
         return cpu

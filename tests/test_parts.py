@@ -211,6 +211,18 @@ def test_move_off_stays_where_it_cannot_or_need_not_move(monkeypatch, taken):
     assert affinity == allowed
 
 
+@needs_two_cpus
+@pytest.mark.parametrize("refused", ["sched_getaffinity", "sched_setaffinity"])
+def test_move_off_leaves_the_thread_where_it_is_when_the_system_refuses(monkeypatch, refused):
+    def refuse(*args):
+        raise PermissionError("not allowed here")
+
+    cpu = min(os.sched_getaffinity(0))
+    monkeypatch.setattr(_parts, "current_cpu", lambda: cpu)
+    monkeypatch.setattr(os, refused, refuse)
+    assert _in_a_thread(lambda: move_off({cpu})) == cpu
+
+
 def test_each_worker_moves_off_the_cpus_of_the_parts_started_before_it(monkeypatch):
     taken = []
 
