@@ -76,9 +76,9 @@ million. But the scheduler does not always keep the parts on different
 cores (each worker moves off its partners' CPUs as it starts,
 ``_parts.move_off``, and may still be put back with them later): held on
 one core, two parts took 1.24 to 1.35 of one thread's time in float32 at
-0.23 and 0.92 million, 1.03 at 1.84 million and 1.13 at 3.8 million (``docs/performance_log.md``, "Two parts from a million
-multiply-adds"); and a core taken by another job costs more against
-shorter products."""
+0.23 and 0.92 million, 1.03 at 1.84 million and 1.13 at 3.8 million
+(``docs/performance_log.md``, "Two parts from a million multiply-adds"); and
+a core taken by another job costs more against shorter products."""
 
 PART_FLOPS = 2**19
 """Each part of an epoch run in parts makes products of at least this many
