@@ -202,8 +202,10 @@ def test_training_leaves_numpy_blas_threads_idle():
     # then gained nothing at 3072 features, batches of 16 and 128).
     rng = np.random.default_rng(0)
     X = rng.standard_normal((24, 3072))
+    # No BLAS in the epochs themselves, and one thread: an epoch in parts would count
+    # its worker's share (about 0.01 s here, more when a busy machine makes it wait).
     model = SaturatingAutoEncoder(300, batch_size=1, alpha=0.1, alpha_step=None, max_iter=1,
-                                  random_state=0).fit(X)  # no BLAS in the epochs themselves
+                                  n_threads=1, random_state=0).fit(X)
     matrix, vector = model.encoder_weights_, X[0]
     with threadpool_limits(limits=2, user_api="blas"):  # a worker to wake, on any machine
         for _ in range(5):  # earlier tests' BLAS threads come to rest
