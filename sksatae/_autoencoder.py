@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _kernels
 from ._blas import gemm_address, warm_up_work_buffer
 from ._parts import aligned_copy, run_in_parts
+from ._scratch import Scratch, kept_for
 from ._threads import ThreadChoice, limit_in_force
 from ._progress import TrainingProgress
 from .activations import (ACTIVATIONS, Activation, RectifiedLinear, SaturatedLinear, Shrink,
@@ -459,7 +460,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         start = self.alpha_path_[-1] if continuing else None
         stages = _alpha_schedule(start, self.alpha, self.alpha_step)
         rng = check_random_state(self.random_state)
-        self._train(X, shift, learning_rate, stages, self.max_iter, rng, continuing)
+        self._train(X, shift, learning_rate, stages, self.max_iter, rng, continuing, Scratch())
         return self
 
     @restored_on_error
@@ -472,6 +473,10 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         (``fit`` fixes them when it ran first). Like ``fit``, it changes the
         estimator: no other thread may use the estimator while it runs (its
         inference methods may serve many threads at once between calls).
+        Between calls, the calling thread keeps the epoch's buffers and the
+        weight arrays that the call replaced, for the next call (weights that
+        anything else still references are never reused; see "Between calls"
+        in ``docs/scaling.md``).
 
         Parameters
         ----------
@@ -496,7 +501,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             learning_rate = (self.learning_rate_ if self.learning_rate == "auto"
                              else float(self.learning_rate))
             rng = _continued_rng(self.random_state, self.n_iter_)
-        self._train(X, shift, learning_rate, [float(self.alpha)], 1, rng, not first_pass)
+        self._train(X, shift, learning_rate, [float(self.alpha)], 1, rng, not first_pass,
+                    kept_for(self))
         return self
 
     def _resolve_learning_rate(self, X, shift, squared_norms):
@@ -541,15 +547,15 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             np.zeros(n_features, dtype),
         ]
 
-    def _fitted_parameters_centred(self, shift, dtype, tied):
+    def _fitted_parameters_centred(self, shift, dtype, tied, scratch):
         """Copies of the fitted parameters, re-expressed for data ``x - shift``."""
-        decoder = aligned_copy(self.components_, dtype)
-        encoder = decoder if tied else aligned_copy(self.encoder_weights_, dtype)
+        decoder = scratch.copy(self.components_, dtype)
+        encoder = decoder if tied else scratch.copy(self.encoder_weights_, dtype)
         encoder_bias = self.intercept_hidden_ + _matvec(self.encoder_weights_, shift)
         decoder_bias = self.intercept_visible_ - shift
         return [encoder, encoder_bias.astype(dtype), decoder, decoder_bias.astype(dtype)]
 
-    def _train(self, X, shift, learning_rate, stages, epochs, rng, continuing):
+    def _train(self, X, shift, learning_rate, stages, epochs, rng, continuing, scratch):
         tied = self._resolved_tied()
         dtype = X.dtype
         if continuing:
@@ -567,7 +573,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                     f"means {'tied' if tied else 'untied'} weights, but the fitted model's are "
                     f"{'tied' if fitted_tied else 'untied'}; warm_start and partial_fit continue "
                     "training the fitted model and cannot tie or untie its weights.")
-            params = self._fitted_parameters_centred(shift, dtype, tied)
+            params = self._fitted_parameters_centred(shift, dtype, tied, scratch)
             update_count = self._update_count
         else:
             params = self._initial_parameters(X.shape[1], dtype, rng, tied)
@@ -613,16 +619,15 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         single_sample = self.batch_size == 1
         threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings,
                                calls_blas=not single_sample)
-        workspaces = {}  # by number of parts
+        # What the buffers' shapes depend on: the batch's rows, the last batch's.
+        workspace_key = (single_sample, X.shape[1], self.n_components, np.dtype(dtype).char,
+                         batch_size, X.shape[0] % batch_size)
 
         def workspace(n_parts):
-            if n_parts not in workspaces:
-                workspaces[n_parts] = (
-                    _kernels.single_sample_workspace(X.shape[1], len(params[0]), dtype,
-                                                     n_parts)
-                    if single_sample else _kernels.epoch_workspace(
-                        *X.shape, len(params[0]), batch_size, dtype, n_parts))
-            return workspaces[n_parts]
+            return scratch.workspace(workspace_key, n_parts, lambda: (
+                _kernels.single_sample_workspace(X.shape[1], len(params[0]), dtype, n_parts)
+                if single_sample else _kernels.epoch_workspace(
+                    *X.shape, len(params[0]), batch_size, dtype, n_parts)))
         try:
             for stage_index, stage_alpha in enumerate(stages):
                 # None: the fitted model itself, rebuilt on a restart.
@@ -685,7 +690,7 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                                       ConvergenceWarning, stacklevel=_caller_level())
                         saved, update_count, n_losses, completed = stage_start
                         params = (_copy(saved, tied) if saved is not None else
-                                  self._fitted_parameters_centred(shift, dtype, tied))
+                                  self._fitted_parameters_centred(shift, dtype, tied, scratch))
                         del losses[n_losses:]
                         epoch = 0
                         continue
@@ -712,6 +717,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             )
         finally:
             progress.close()
+        if continuing:
+            scratch.retire(None if tied else self.encoder_weights_, self.components_)
         self._commit(params, shift, tied, update_count, learning_rate, losses, stages,
                      stage_snapshots, continuing)
         self._step_halvings = halvings + (getattr(self, "_step_halvings", 0) if continuing else 0)
