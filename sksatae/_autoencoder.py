@@ -218,7 +218,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     keep_stage_components : bool, default=False
         Keep a copy of the decoder basis at the end of every alpha stage in
         ``stage_components_`` (for instance to follow one filter as alpha
-        grows, as in Figure 5 of the paper).
+        grows, as in Figure 5 of the paper). Each ``partial_fit`` call is a
+        stage: the snapshots grow by one decoder per call.
 
     n_threads : "auto", "timed" or int, default="auto"
         Upper bound on the threads used by ``fit`` and ``partial_fit``. An
@@ -768,7 +769,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             earlier = len(self.alpha_path_) - len(snapshots)
             if previous is None or len(previous) != earlier:  # stages run without snapshots
                 previous = np.full((earlier, *decoder.shape), np.nan, decoder.dtype)
-            self.stage_components_ = np.concatenate([previous.astype(decoder.dtype), snapshots])
+            self.stage_components_ = (_appended(previous, snapshots, decoder.dtype)
+                                      if len(previous) else snapshots)
         elif hasattr(self, "stage_components_"):
             del self.stage_components_
 
@@ -1117,35 +1119,40 @@ def _continued_rng(random_state, salt):
     return rng
 
 
-def _appended(history, values):
-    """``history`` and then ``values``, in float64, in constant time per value
-    over many calls, as a 1-D view.
+def _appended(history, values, dtype=np.float64):
+    """``history`` and then ``values`` (along the first axis), in ``dtype``, in
+    constant time per value over many calls.
 
     Each ``partial_fit`` call adds one value to ``loss_curve_`` and one to
-    ``alpha_path_``: a new array each time would copy the whole history at
-    every call (2.2 ms a call after a million calls, ten times the rest of
-    a one-row call). The view returned is a prefix of a buffer with room to
-    grow, whose first element records how much of it has been handed out. A
-    later call writes after that only if ``history`` is still the longest
-    view of it, so that no array ever seen by a caller changes, even where
-    two estimators share a history (a shallow copy); otherwise the history
-    moves to a new buffer. Pickles hold the view's values only.
+    ``alpha_path_``, and a snapshot of the decoder to ``stage_components_``
+    when it keeps them: a new array each time would copy the whole history at
+    every call (2.2 ms a call after a million calls, ten times the rest of a
+    one-row call). The array returned views a flat buffer with room to grow,
+    whose first element records how many rows of it have been handed out. A
+    later call writes after those only if ``history`` is still the longest
+    view of it, so that no array ever seen by a caller changes, even where two
+    estimators share a history (a shallow copy); otherwise the history moves
+    to a new buffer. Pickles hold the view's values only.
     """
-    history = np.asarray(history, dtype=np.float64)  # the same array when it already is one
-    values = np.asarray(values, dtype=np.float64)
+    history = np.asarray(history, dtype=dtype)  # the same array when it already is one
+    values = np.asarray(values, dtype=dtype)
     n, added = len(history), len(values)
+    row = math.prod(values.shape[1:])
     buffer = history.base
-    if (isinstance(buffer, np.ndarray) and buffer.ndim == 1 and buffer.dtype == np.float64
-            and history.ndim == 1 and history.strides == (buffer.itemsize,)
+    if (isinstance(buffer, np.ndarray) and buffer.ndim == 1 and buffer.dtype == dtype
+            and history.shape[1:] == values.shape[1:] and history.flags.c_contiguous
             and history.ctypes.data == buffer.ctypes.data + buffer.itemsize
-            and buffer[0] == n and len(buffer) >= 1 + n + added):
-        buffer[1 + n:1 + n + added] = values
+            and buffer[0] == n and len(buffer) >= 1 + (n + added) * row):
+        buffer[1 + n * row:1 + (n + added) * row] = values.reshape(-1)
     else:
-        buffer = np.empty(1 + max(2 * (n + added), 16))
-        buffer[1:1 + n] = history
-        buffer[1 + n:1 + n + added] = values
+        # Room for as many values again (at least 16) in a 1-D history; a quarter
+        # more snapshots (at least one) of the decoder, which may be large.
+        room = max(n + added, 16) if values.ndim == 1 else max((n + added) // 4, 1)
+        buffer = np.empty(1 + (n + added + room) * row, dtype)
+        buffer[1:1 + n * row] = history.reshape(-1)
+        buffer[1 + n * row:1 + (n + added) * row] = values.reshape(-1)
     buffer[0] = n + added
-    return buffer[1:1 + n + added]
+    return buffer[1:1 + (n + added) * row].reshape((n + added,) + values.shape[1:])
 
 
 def _copy(params, tied):

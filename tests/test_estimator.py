@@ -299,6 +299,38 @@ def test_histories_grow_in_place_and_never_change_an_array_handed_out():
     np.testing.assert_array_equal(shared, [1.0, 2.0])
 
 
+def test_snapshot_histories_grow_in_place_by_a_quarter():
+    history, seen, buffers = np.zeros((0, 2, 3), np.float32), [], set()
+    for i in range(200):
+        history = _appended(history, np.full((1 + i % 2, 2, 3), i), np.float32)
+        seen.append(history)
+        buffers.add(id(history.base))
+    expected = np.concatenate([np.full((1 + i % 2, 2, 3), i, np.float32) for i in range(200)])
+    assert history.dtype == np.float32 and history.shape == (300, 2, 3)
+    np.testing.assert_array_equal(history, expected)
+    for view in seen:
+        np.testing.assert_array_equal(view, expected[:len(view)])
+    assert len(buffers) <= 25  # 300 snapshots, a quarter more room each time
+    assert len(history.base) <= 1 + 1.3 * history.size + 6
+    assert len(pickle.dumps(history)) < 1.2 * history.nbytes + 500
+
+
+def test_partial_fit_snapshots_every_call_without_copying_the_earlier_ones(digits):
+    X, _ = digits
+    model = SaturatingAutoEncoder(n_components=8, batch_size=50, keep_stage_components=True,
+                                  random_state=0)
+    decoders, stages = [], []
+    for start in range(0, 1500, 100):
+        model.partial_fit(X[start:start + 100])
+        decoders.append(model.components_.copy())
+        stages.append(model.stage_components_)
+    np.testing.assert_array_equal(model.stage_components_, decoders)
+    for i, stage in enumerate(stages):  # arrays handed out never change
+        np.testing.assert_array_equal(stage, decoders[:i + 1])
+    in_place = sum(np.shares_memory(a, b) for a, b in zip(stages[1:], stages[2:]))
+    assert in_place >= 7  # of 13 calls: the others moved the snapshots to more room
+
+
 def test_partial_fit_of_a_shallow_copy_leaves_the_originals_history_alone(digits):
     import copy
     X, _ = digits
