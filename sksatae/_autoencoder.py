@@ -621,8 +621,8 @@ class SaturatingAutoEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         threads = ThreadChoice(self.n_threads, batch_size, X.shape[1], self.n_components, timings,
                                calls_blas=not single_sample)
         # What the buffers' shapes depend on: the batch's rows, the last batch's.
-        workspace_key = (single_sample, X.shape[1], self.n_components, np.dtype(dtype).char,
-                         batch_size, X.shape[0] % batch_size)
+        workspace_key = (single_sample, X.shape[1], self.n_components, dtype, batch_size,
+                         X.shape[0] % batch_size)
 
         def workspace(n_parts):
             return scratch.workspace(workspace_key, n_parts, lambda: (

@@ -84,8 +84,9 @@ class Scratch:
         self._key, self._workspaces, self._spares = None, {}, []
 
     def _hold_for(self, model):
-        if self._owner_finalizer is not None and self._owner_finalizer.peek() is not None:
-            if self._owner_finalizer.peek()[0] is model:
+        held = self._owner_finalizer.peek() if self._owner_finalizer is not None else None
+        if held is not None:
+            if held[0] is model:
                 return
             self._owner_finalizer.detach()
         self._owner_finalizer = weakref.finalize(model, self.release)
