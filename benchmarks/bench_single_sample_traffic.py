@@ -41,6 +41,7 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 from _common import (  # noqa: E402
     environment_report, markdown_table, measure, print_environment, write_json)
 from sksatae import SaturatingAutoEncoder  # noqa: E402
+from sksatae._parts import aligned_copy  # noqa: E402
 
 
 @numba.njit(fastmath={"reassoc", "contract"})
@@ -71,8 +72,10 @@ def paired_ratios(n_features, n_components, dtype, repeats, seconds, with_torch)
                                   max_iter=1, shrink_width=SHRINK_WIDTH, n_threads=1,
                                   random_state=0)
     model.fit(X[:64]).partial_fit(X)  # compiled, buffers warm
-    encoder = np.ascontiguousarray(model.encoder_weights_, dtype=dtype)
-    decoder = np.ascontiguousarray(model.components_, dtype=dtype)
+    # Rows on cache lines, as in the kernel's working copies (``_parts.aligned_copy``):
+    # otherwise the loop's speed would depend on where the allocator put the weights.
+    encoder = aligned_copy(model.encoder_weights_, dtype)
+    decoder = aligned_copy(model.components_, dtype)
     vector = np.zeros(n_features, dtype)  # the weights keep their values
     traffic_epoch(encoder, decoder, vector, 1)
     methods = {"ours": (lambda: model.partial_fit(X), n_samples),
