@@ -48,13 +48,14 @@ from sksatae._parts import aligned_copy  # noqa: E402
 def traffic_epoch(encoder, decoder, vector, n_samples):
     """The three passes of each sample's step, with one addition per weight."""
     n_components, n_features = encoder.shape
-    total = 0.0
+    zero = encoder.dtype.type(0.0)  # sums in the weights' dtype, as the kernel's
+    total = zero
     for _ in range(n_samples):
         for k in range(n_components):  # the encoder: read and write
             for j in range(n_features):
                 encoder[k, j] = encoder[k, j] + vector[j]
         for k in range(n_components):  # the decoder: read
-            partial = 0.0
+            partial = zero
             for j in range(n_features):
                 partial += decoder[k, j]
             total += partial
@@ -72,11 +73,12 @@ def paired_ratios(n_features, n_components, dtype, repeats, seconds, with_torch)
                                   max_iter=1, shrink_width=SHRINK_WIDTH, n_threads=1,
                                   random_state=0)
     model.fit(X[:64]).partial_fit(X)  # compiled, buffers warm
-    # Rows on cache lines, as in the kernel's working copies (``_parts.aligned_copy``):
-    # otherwise the loop's speed would depend on where the allocator put the weights.
+    # Rows and vector on cache lines, as the kernel's weights and buffers are
+    # (``_parts.aligned_copy``): with the vector where the allocator put it, the loop
+    # took 1.3 times as long in most processes and not in others.
     encoder = aligned_copy(model.encoder_weights_, dtype)
     decoder = aligned_copy(model.components_, dtype)
-    vector = np.zeros(n_features, dtype)  # the weights keep their values
+    vector = aligned_copy(np.zeros(n_features), dtype)  # the weights keep their values
     traffic_epoch(encoder, decoder, vector, 1)
     methods = {"ours": (lambda: model.partial_fit(X), n_samples),
                "traffic": (lambda: traffic_epoch(encoder, decoder, vector, n_samples),
