@@ -849,9 +849,9 @@ def print_confirmation(results, confirmed, remeasured, args, has_torch):
     print(f"Each configuration where a target's ratio, of best times or paired, came within "
           f"{args.confirm_band:.0%} of its limit was measured again: {args.confirm_repeats} "
           f"more repeats of ours, the floor{' and PyTorch autograd' if use_torch else ''}, "
-          "interleaved as before, under the same thread limits. Below, those rows are judged on all their repeats (the "
-          f"first {args.repeats} and these), the other rows as above; the threads' target "
-          "stands as judged above.\n")
+          "interleaved as before, under the same thread limits. Below, those rows are judged "
+          f"on all their repeats (the first {args.repeats} and these), the other rows as "
+          "above; the threads' target stands as judged above.\n")
     table = []
     for first, pooled in zip(results, confirmed):
         if "confirmation" not in pooled:
