@@ -674,7 +674,8 @@ def main(argv=None):
                           f"threads={n_threads}: ours/floor {row['ours'][0] / row['floor'][0]:.3f}",
                           file=sys.stderr, flush=True)
 
-    confirmed, remeasured = confirm_near_targets(results, args, has_torch, rng)
+    use_torch = has_torch and "torch" in args.methods
+    confirmed, remeasured = confirm_near_targets(results, args, use_torch, rng)
 
     # ------------------------------------------------------------ tables
     header = ["d", "h", "batch", "dtype", "threads", "clock", "ours samples/s", "floor samples/s",
@@ -749,16 +750,16 @@ def main(argv=None):
               "few hundredths of a target land on either side of it. The targets are judged "
               "on the full command.\n")
     print("### Best over best\n")
-    for line in check_targets(results, has_torch and "torch" in args.methods, thread_rows,
+    for line in check_targets(results, use_torch, thread_rows,
                               time_ratio):
         print(line)
     print("\n### Paired medians\n")
-    for line in check_targets(results, has_torch and "torch" in args.methods, None,
+    for line in check_targets(results, use_torch, None,
                               paired_ratio):
         print(line)
 
     if args.confirm_repeats:
-        print_confirmation(results, confirmed, remeasured, args, has_torch)
+        print_confirmation(results, confirmed, remeasured, args, use_torch)
 
     if args.json:
         with open(args.json, "w") as out:
@@ -798,7 +799,7 @@ def configuration(row):
     return row["n_features"], row["n_components"], row["batch_size"], row["dtype"]
 
 
-def confirm_near_targets(results, args, has_torch, rng):
+def confirm_near_targets(results, args, use_torch, rng):
     """Measure again every configuration where a target's ratio came near its limit.
 
     One run's ratio moves by a few hundredths with the load, so a target whose
@@ -810,7 +811,6 @@ def confirm_near_targets(results, args, has_torch, rng):
     both measurements of these methods, and no other method; and the
     configurations timed again.
     """
-    use_torch = has_torch and "torch" in args.methods
     remeasured = []
     for row in results:
         if (args.confirm_repeats and configuration(row) not in remeasured
@@ -839,8 +839,7 @@ def confirm_near_targets(results, args, has_torch, rng):
     return confirmed, remeasured
 
 
-def print_confirmation(results, confirmed, remeasured, args, has_torch):
-    use_torch = has_torch and "torch" in args.methods
+def print_confirmation(results, confirmed, remeasured, args, use_torch):
     print("\n## Targets, confirmed\n")
     if not remeasured:
         print(f"No target's ratio came within {args.confirm_band:.0%} of its limit: nothing "
@@ -912,8 +911,7 @@ def check_targets(results, has_torch, thread_rows, ratio):
     name, limit, select = FLOOR_TARGETS[0]
     report(name, {ratio(r, "ours", "floor"): key(r) for r in results if select(r)}, limit)
     required = [(ratio(r, "required", "floor"), ratio(r, "ours", "required"))
-                for r in results
-                if r["batch_size"] >= 16 and not fewer_threads(r) and "required" in r]
+                for r in results if select(r) and "required" in r]
     if required:
         alone, rest = zip(*required)
         lines.append(f"- (of that distance, the required work alone, the shuffled gather and "
