@@ -37,6 +37,7 @@ from ._blas import gemm
 from ._jit import jit, subroutine
 from ._parts import aligned_empty, wait_for_parts
 from ._prefetch import GATHER_LEAD, prefetch_row, prefetch_rows
+from ._row_passes import decoder_pass, encoder_pass, residual_pass
 
 SHRINK, RELU, SATLINEAR, TABULATED_DISTANCE, TABULATED_VARIATION = 0, 1, 2, 3, 4
 F, F_SLOPE, M_PLUS, M_PLUS_SLOPE, M_MINUS, M_MINUS_SLOPE = 0, 1, 2, 3, 4, 5
@@ -622,9 +623,10 @@ def sgd_epoch(
 # a step takes the time to stream the weights through the cache. Here the
 # encoder's update waits for the next step, whose pass over the encoder makes
 # it and then the product with the next sample, row by row; the decoder's
-# gradient and update are one pass too: three passes in all. Rows of units in
-# a flat region (no code, no slope, no penalty gradient: most units of a
-# saturated model) are skipped by both decoder passes and the encoder's update.
+# gradient, update and re-projection are one pass too: three passes in all
+# (``_row_passes``). Rows of units in a flat region (no code, no slope, no
+# penalty gradient: most units of a saturated model) are skipped by both
+# decoder passes and the encoder's update.
 # In parts, each part makes the three passes over its own units' rows, and the
 # parts meet once per step, to add up their shares of the residual.
 
@@ -655,7 +657,8 @@ def sgd_epoch_single_sample(
     ``encoder``'s dtype and the number of parts; the same results up to
     rounding.
 
-    Sums run in any order so that they vectorise; the unit responses are
+    The three passes over the weights are ``_row_passes``' vector code; the
+    other sums run in any order so that they vectorise. The unit responses are
     computed in a loop of their own, after the products: interleaved with
     them, their branches stalled the products (a third of a float32 epoch at
     144 features, 100 units). In parts, each part updates its own share of
@@ -702,19 +705,8 @@ def sgd_epoch_single_sample(
         # The encoder's pass: its last update, and z from each row as it was before it,
         # less the update's share (change * cross), so that the sum does not wait for the
         # update's multiply-add: 0.91 of the pass's time in float64 (144 x 100).
-        for k in range(unit, end_unit):
-            z = zero
-            change = pending[k] if waiting else zero
-            if change != 0.0:
-                for j in range(n_features):
-                    weight = encoder[k, j]
-                    encoder[k, j] = weight - change * previous[j]
-                    z += weight * sample[j]
-                z -= change * cross
-            else:
-                for j in range(n_features):
-                    z += encoder[k, j] * sample[j]
-            codes[k] = z + encoder_bias[k]
+        encoder_pass(encoder, encoder_bias, pending, waiting, previous, sample, cross, codes,
+                     unit, end_unit)
         waiting = False
         penalty_sum = 0.0
         for k in range(unit, end_unit):
@@ -732,11 +724,7 @@ def sgd_epoch_single_sample(
         else:
             for j in range(n_features):
                 share[j] = zero
-        for k in range(unit, end_unit):
-            code = codes[k]
-            if code != 0.0:
-                for j in range(n_features):
-                    share[j] += code * decoder[k, j]
+        residual_pass(decoder, codes, share, unit, end_unit)
         if sync is not None:
             penalty_shares[t % 2, part, 0] = penalty_sum
             if not wait_for_parts(sync, n_parts, yield_address):
@@ -763,32 +751,8 @@ def sgd_epoch_single_sample(
 
         update_count += 1
         normalize = normalize_every > 0 and update_count % normalize_every == 0
-        for k in range(unit, end_unit):  # the decoder's pass: dL/dh, then the update
-            grad = penalty_grads[k]
-            scale = step * codes[k]
-            if slopes[k] != 0.0:
-                back = zero
-                if scale != 0.0:
-                    for j in range(n_features):
-                        weight = decoder[k, j]
-                        back += weight * residual[j]
-                        decoder[k, j] = weight - scale * residual[j]
-                else:
-                    for j in range(n_features):
-                        back += decoder[k, j] * residual[j]
-                grad += slopes[k] * back
-            elif scale != 0.0:
-                for j in range(n_features):
-                    decoder[k, j] -= scale * residual[j]
-            change = step * grad
-            encoder_bias[k] -= change
-            if tied and normalize and change != 0.0:  # the encoder's update comes first
-                for j in range(n_features):
-                    decoder[k, j] -= change * sample[j]
-                change = zero
-            pending[k] = change
-            if normalize:
-                _normalize_rows(decoder, k, k + 1)
+        decoder_pass(decoder, encoder_bias, penalty_grads, codes, slopes, residual, sample, pending,
+                     step, tied, normalize, unit, end_unit)
         if part == 0:  # which alone reads the decoder's bias
             for j in range(n_features):
                 decoder_bias[j] -= step * residual[j]

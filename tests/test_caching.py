@@ -70,9 +70,7 @@ def test_each_kernel_compiles_once_per_dtype(tmp_path):
     # A literal argument (a constant True, or a module constant) makes numba compile a function
     # once per value: 0.1 to 0.3 s of the first fit each time. Counted from numba's compile
     # events, which subroutines (compiled into their callers, no dispatcher of their own)
-    # raise too. A subroutine compiles once per set of its callers' compiler flags as well:
-    # the re-projection for the minibatch kernel and for the single-sample one (fastmath).
-    # No function compiles numba's C-callable wrapper, which nothing here calls.
+    # raise too. No function compiles numba's C-callable wrapper, which nothing here calls.
     code = """
 import collections, json, numpy as np
 from numba.core import event, lowering
@@ -109,7 +107,8 @@ for dtype in (np.float64, np.float32):
     model.set_params(batch_size=1).fit(X.astype(dtype))
 names = ["gemm", "sgd_epoch", "sgd_epoch_single_sample", "encode", "energy", "_respond_all",
          "_tabulated_response", "_variations_outside", "_load_batch", "_residual",
-         "_hidden_gradient", "_normalize_rows", "wait_for_parts"]
+         "_hidden_gradient", "_normalize_rows", "encoder_pass", "residual_pass", "decoder_pass",
+         "wait_for_parts"]
 print(json.dumps({"wrapped": wrapped, **{name: compiled[name] for name in names}}))
 """
     counts = json.loads(run_python(code, tmp_path, SKSATAE_NUMBA_CACHE="0").stdout)
@@ -117,7 +116,8 @@ print(json.dumps({"wrapped": wrapped, **{name: compiled[name] for name in names}
     assert counts == {"gemm": 2, "sgd_epoch": 2, "sgd_epoch_single_sample": 2, "encode": 2,
                       "energy": 2, "_respond_all": 2, "_tabulated_response": 1,
                       "_variations_outside": 1, "_load_batch": 2, "_residual": 2,
-                      "_hidden_gradient": 2, "_normalize_rows": 4,
+                      "_hidden_gradient": 2, "_normalize_rows": 2, "encoder_pass": 2,
+                      "residual_pass": 2, "decoder_pass": 2,
                       "wait_for_parts": 0}  # an epoch in one part compiles none of the parts' code
 
 

@@ -297,6 +297,34 @@ def test_epoch_matches_numpy_reference(dtype, activation, tied, kernel, batch_si
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("activation", ["shrink", SOFT_SHRINK], ids=str)
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("kernel", ["single", "single-parts2"])
+@pytest.mark.parametrize("d", [41, 50])
+def test_single_sample_epoch_matches_reference_over_whole_vectors(dtype, activation, tied,
+                                                                  kernel, d):
+    """Rows long enough for every stage of the passes' loops (``_row_passes``):
+    pairs of 64-byte vectors, one more vector (float64 at 41 and 50 features,
+    float32 at 50), then single values."""
+    X, encoder, encoder_bias, decoder, decoder_bias = make_problem(dtype, n=19, d=d, h=6, seed=7)
+    encoder *= dtype(2 / np.sqrt(d))  # codes of order 1, as at d=7
+    decoder *= dtype(1 / np.sqrt(d))
+    order = np.random.default_rng(2).permutation(len(X))
+    shift = X.mean(axis=0)
+    params = [decoder if tied else encoder, encoder_bias, decoder, decoder_bias]
+    expected_loss, expected = reference_epoch(X, order, shift, params, activation, 0.3, 0.01, 1,
+                                              3, tied)
+    assert np.isfinite(expected_loss)
+    loss_sum, *_, updates, finite = run_epoch(kernel, X, order, shift.astype(dtype), params,
+                                              spec(activation), 0.3, 0.01, 1, 3, 0, True)
+    assert finite and updates == len(X)
+    tol = 2e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(loss_sum, expected_loss, rtol=tol)
+    for got, want in zip(params, expected):
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize("kernel", ["gemm", "single", "parts2", "single-parts2"])
 def test_epoch_reports_divergence_instead_of_continuing(kernel):
     X, *params = make_problem(n=50)
