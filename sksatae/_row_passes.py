@@ -87,16 +87,21 @@ def _decoder_pass_python(decoder, encoder_bias, penalty_grads, codes, slopes, re
 # ------------------------------------------------------------------ IR helpers
 
 
-def _is_vector_of(array, ndim):
-    return (isinstance(array, types.Array) and array.ndim == ndim and array.layout == "C"
-            and array.dtype in (types.float32, types.float64))
+def _one_float_dtype(matrix, vectors):
+    """Whether ``matrix`` is a C-contiguous 2-D float array and ``vectors`` are
+    C-contiguous 1-D arrays of its dtype: what the passes' loops step through."""
+    def contiguous(array, ndim):
+        return isinstance(array, types.Array) and array.ndim == ndim and array.layout == "C"
+    return (contiguous(matrix, 2) and matrix.dtype in (types.float32, types.float64)
+            and all(contiguous(vector, 1) and vector.dtype == matrix.dtype
+                    for vector in vectors))
 
 
 class _Emitter:
     """IR for loops over one dtype's values, in one function being built."""
 
     def __init__(self, context, builder, dtype):
-        self.context, self.builder = context, builder
+        self.builder = builder
         self.element = context.get_value_type(dtype)
         self.itemsize = context.get_abi_sizeof(self.element)
         self.width = VECTOR_BYTES // self.itemsize
@@ -247,9 +252,7 @@ def _encoder_pass(typingctx, encoder, encoder_bias, pending, waiting, previous, 
     if ``waiting`` (else 0), ``codes[k] = encoder[k] . sample - change * cross +
     encoder_bias[k]`` with ``encoder[k]`` as it was, and ``encoder[k] -= change *
     previous``. ``cross`` is ``previous . sample``."""
-    if not (_is_vector_of(encoder, 2) and all(_is_vector_of(a, 1) and a.dtype == encoder.dtype
-                                              for a in (encoder_bias, pending, previous, sample,
-                                                        codes))):
+    if not _one_float_dtype(encoder, (encoder_bias, pending, previous, sample, codes)):
         return None
     dtype = encoder.dtype
     signature = types.void(encoder, encoder_bias, pending, waiting, previous, sample, cross, codes,
@@ -301,8 +304,7 @@ def _encoder_pass(typingctx, encoder, encoder_bias, pending, waiting, previous, 
 def _residual_pass(typingctx, decoder, codes, share, unit, end_unit):
     """``share += codes[k] * decoder[k]`` for each unit ``k`` from ``unit`` to
     ``end_unit`` whose code is not 0."""
-    if not (_is_vector_of(decoder, 2) and all(_is_vector_of(a, 1) and a.dtype == decoder.dtype
-                                              for a in (codes, share))):
+    if not _one_float_dtype(decoder, (codes, share)):
         return None
     dtype = decoder.dtype
     signature = types.void(decoder, codes, share, unit, end_unit)
@@ -344,8 +346,7 @@ def _decoder_pass(typingctx, decoder, encoder_bias, penalty_grads, codes, slopes
     the encoder's update (``- change * sample``) is made first and nothing is
     kept. Rows of units with no code and no slope are read only to re-project."""
     arrays = (encoder_bias, penalty_grads, codes, slopes, residual, sample, pending)
-    if not (_is_vector_of(decoder, 2)
-            and all(_is_vector_of(a, 1) and a.dtype == decoder.dtype for a in arrays)):
+    if not _one_float_dtype(decoder, arrays):
         return None
     dtype = decoder.dtype
     signature = types.void(decoder, *arrays, step, tied, normalize, unit, end_unit)
