@@ -232,14 +232,27 @@ class _Emitter:
     def nonzero(self, value):
         return self.builder.fcmp_unordered("!=", value, self.zero())  # NaN counts
 
+    def add_scaled(self, n, target, by, source):
+        """``target[:n] += by * source[:n]`` (pointers to values)."""
+        wide = self.splat(by)
+
+        def step(j, lanes, sums):
+            self.store(self.fmuladd(wide if lanes > 1 else by, self.load(source, j, lanes),
+                                    self.load(target, j, lanes)), target, j, lanes)
+            return []
+        self.features(n, step, 0)
+
+    def over_units(self, context, signature, args, first, body):
+        """``body(k)`` for each unit ``k`` from ``args[first]`` to ``args[first + 1]``."""
+        start, end = (context.cast(self.builder, args[i], signature.args[i], types.intp)
+                      for i in (first, first + 1))
+        self.loop(start, end, self.constant(1), body, hint=False)
+        return context.get_dummy_value()
+
 
 def _arrays(context, builder, signature, args, count):
     return [context.make_array(kind)(context, builder, value)
             for kind, value in zip(signature.args[:count], args[:count])]
-
-
-def _index(context, builder, signature, args, position):
-    return context.cast(builder, args[position], signature.args[position], types.intp)
 
 
 # ------------------------------------------------------------------ the passes
@@ -292,10 +305,7 @@ def _encoder_pass(typingctx, encoder, encoder_bias, pending, waiting, previous, 
                     builder.store(emit.features(n, step, 1)[0], z)
             builder.store(builder.fadd(builder.load(z), emit.value(bias, k)),
                           builder.gep(out.data, [k]))
-        emit.loop(_index(context, builder, signature, args, 8),
-                  _index(context, builder, signature, args, 9), emit.constant(1), unit_row,
-                  hint=False)
-        return context.get_dummy_value()
+        return emit.over_units(context, signature, args, 8, unit_row)
 
     return signature, codegen
 
@@ -317,19 +327,8 @@ def _residual_pass(typingctx, decoder, codes, share, unit, end_unit):
         def unit_row(k):
             code = emit.value(code_values, k)
             with builder.if_then(emit.nonzero(code)):
-                row = emit.row(weights, k)
-                wide = emit.splat(code)
-
-                def step(j, lanes, sums):
-                    by = wide if lanes > 1 else code
-                    emit.store(emit.fmuladd(by, emit.load(row, j, lanes),
-                                            emit.load(out.data, j, lanes)), out.data, j, lanes)
-                    return []
-                emit.features(n, step, 0)
-        emit.loop(_index(context, builder, signature, args, 3),
-                  _index(context, builder, signature, args, 4), emit.constant(1), unit_row,
-                  hint=False)
-        return context.get_dummy_value()
+                emit.add_scaled(n, out.data, code, emit.row(weights, k))
+        return emit.over_units(context, signature, args, 3, unit_row)
 
     return signature, codegen
 
@@ -360,15 +359,6 @@ def _decoder_pass(typingctx, decoder, encoder_bias, penalty_grads, codes, slopes
         tied_now, normalize_now = flags
         n = cgutils.unpack_tuple(builder, weights.shape)[1]
 
-        def add_to_row(row, by, vector):
-            wide = emit.splat(by)
-
-            def step(j, lanes, sums):
-                emit.store(emit.fmuladd(wide if lanes > 1 else by, emit.load(vector, j, lanes),
-                                        emit.load(row, j, lanes)), row, j, lanes)
-                return []
-            emit.features(n, step, 0)
-
         def unit_row(k):
             row = emit.row(weights, k)
             grad = cgutils.alloca_once_value(builder, emit.value(penalties, k))
@@ -396,14 +386,14 @@ def _decoder_pass(typingctx, decoder, encoder_bias, penalty_grads, codes, slopes
                             builder.store(emit.fmuladd(slope, back, builder.load(grad)), grad)
                 with update_only:
                     with builder.if_then(emit.nonzero(scale)):
-                        add_to_row(row, lessened, error.data)
+                        emit.add_scaled(n, row, lessened, error.data)
             change = builder.fmul(rate, builder.load(grad))
             bias_address = builder.gep(bias.data, [k])
             builder.store(builder.fsub(builder.load(bias_address), change), bias_address)
             kept = cgutils.alloca_once_value(builder, change)
             first = builder.and_(builder.and_(tied_now, normalize_now), emit.nonzero(change))
             with builder.if_then(first):
-                add_to_row(row, builder.fneg(change), visible.data)
+                emit.add_scaled(n, row, builder.fneg(change), visible.data)
                 builder.store(emit.zero(), kept)
             builder.store(builder.load(kept), builder.gep(changes.data, [k]))
             with builder.if_then(normalize_now):
@@ -426,10 +416,7 @@ def _decoder_pass(typingctx, decoder, encoder_bias, penalty_grads, codes, slopes
                                                 emit.load(row, j, lanes)), row, j, lanes)
                         return []
                     emit.features(n, rescale, 0)
-        emit.loop(_index(context, builder, signature, args, 11),
-                  _index(context, builder, signature, args, 12), emit.constant(1), unit_row,
-                  hint=False)
-        return context.get_dummy_value()
+        return emit.over_units(context, signature, args, 11, unit_row)
 
     return signature, codegen
 
